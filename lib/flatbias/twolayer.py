@@ -1,0 +1,100 @@
+"""The two-layer network of paper 1 and its synthetic data (SPEC §A.2, §A.4).
+
+    f_θ(x) = Σ_j a_j φ(θ_jᵀ x),   θ = (θ_1, …, θ_m) ∈ R^{m×d},  a_j fixed (a_j = 1 in the paper).
+
+Everything is vectorized over neurons j and data points i: with X ∈ R^{n×d} (rows x_i) the
+pre-activations are Z = X θᵀ ∈ R^{n×m}, z_ij = θ_jᵀ x_i. The loss of the geometry chapters is
+L(θ) = Σ_i (f_θ(x_i) − y_i)² (our normalization, SPEC §A.2 [P]; constants only rescale time).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .activations import Activation, get_activation
+
+
+def _a(theta: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+    if a is None:
+        return torch.ones(theta.shape[0], dtype=theta.dtype, device=theta.device)
+    if a.shape != (theta.shape[0],):
+        raise ValueError(f"second-layer weights a must have shape ({theta.shape[0]},) to match θ's {theta.shape[0]} "
+                         f"neurons, got {tuple(a.shape)}")
+    return a
+
+
+def _check(theta: torch.Tensor, X: torch.Tensor) -> None:
+    if theta.ndim != 2 or X.ndim != 2 or theta.shape[1] != X.shape[1]:
+        raise ValueError(f"θ must be (m, d) and X must be (n, d) with the same d; got θ {tuple(theta.shape)}, "
+                         f"X {tuple(X.shape)}")
+
+
+def uniform_data(n: int, d: int, generator: torch.Generator, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paper 1's data: every entry of x_i uniform on [0, 1] (stated, SPEC §A.11); labels y_i ~ U[0, 1] (ours)."""
+    X = torch.rand(n, d, generator=generator, dtype=dtype)
+    y = torch.rand(n, generator=generator, dtype=dtype)
+    return X, y
+
+
+def preactivations(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Z = X θᵀ, z_ij = θ_jᵀ x_i (shape n × m)."""
+    _check(theta, X)
+    return X @ theta.T
+
+
+def feature_matrix(theta: torch.Tensor, X: torch.Tensor, act: str | Activation) -> torch.Tensor:
+    """Φ_ij = φ(θ_jᵀ x_i) (n × m); rank one ⇔ all neurons agree on the data."""
+    return get_activation(act).phi(preactivations(theta, X))
+
+
+def forward(theta: torch.Tensor, X: torch.Tensor, act: str | Activation, a: torch.Tensor | None = None) -> torch.Tensor:
+    """f_θ(x_i) = Σ_j a_j φ(θ_jᵀ x_i) for every row of X (shape n)."""
+    return feature_matrix(theta, X, act) @ _a(theta, a)
+
+
+def jacobian(theta: torch.Tensor, X: torch.Tensor, act: str | Activation, a: torch.Tensor | None = None) -> torch.Tensor:
+    """J = ∂f(x_i)/∂θ (n × md, θ flattened row-major): block j of row i is a_j φ'(z_ij) x_i (SPEC §A.2)."""
+    act = get_activation(act)
+    D = act.d1(preactivations(theta, X)) * _a(theta, a)  # (n, m)
+    return (D[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+
+
+def loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, act: str | Activation,
+         a: torch.Tensor | None = None) -> torch.Tensor:
+    """L(θ) = Σ_i (f_θ(x_i) − y_i)² (the geometry chapters' normalization)."""
+    return ((forward(theta, X, act, a) - y) ** 2).sum()
+
+
+def sharpness(theta: torch.Tensor, X: torch.Tensor, act: str | Activation, a: torch.Tensor | None = None) -> torch.Tensor:
+    """F(θ) = Σ_i ‖∇_θ f(x_i)‖² = Σ_i ‖x_i‖² Σ_j a_j² φ'(θ_jᵀx_i)²; on M, tr ∇²L = 2F (Lemma 4.2/4.3)."""
+    act = get_activation(act)
+    D = act.d1(preactivations(theta, X)) * _a(theta, a)
+    return ((X**2).sum(1) * (D**2).sum(1)).sum()
+
+
+def trace_hessian(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, act: str | Activation,
+                  a: torch.Tensor | None = None) -> torch.Tensor:
+    """tr ∇²L(θ) in closed form at any θ (on or off M):
+
+    tr ∇²L = 2 Σ_i ‖∇f_i‖² + 2 Σ_i r_i tr ∇²f_i,  r_i = f_θ(x_i) − y_i,  tr ∇²f_i = ‖x_i‖² Σ_j a_j φ''(z_ij).
+
+    The first term is 2F (Lemma 4.2/4.3); the second, the *residual term*, vanishes on M.
+    """
+    return 2 * sharpness(theta, X, act, a) + residual_term(theta, X, y, act, a)
+
+
+def residual_term(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, act: str | Activation,
+                  a: torch.Tensor | None = None) -> torch.Tensor:
+    """2 Σ_i r_i ‖x_i‖² Σ_j a_j φ''(z_ij): the part of tr ∇²L that vanishes on the zero-loss manifold."""
+    act = get_activation(act)
+    r = forward(theta, X, act, a) - y
+    lap_f = (X**2).sum(1) * (act.d2(preactivations(theta, X)) @ _a(theta, a))
+    return 2 * (r * lap_f).sum()
+
+
+def trace_hessian_autograd(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, act: str | Activation,
+                           a: torch.Tensor | None = None) -> torch.Tensor:
+    """tr ∇²L(θ) from the dense Hessian given by ``torch.func.hessian`` (exact up to round-off; O((md)²) memory)."""
+    m, d = theta.shape
+    H = torch.func.hessian(lambda t: loss(t.reshape(m, d), X, y, act, a))(theta.reshape(-1))
+    return torch.diagonal(H).sum()

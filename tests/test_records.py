@@ -1,0 +1,74 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from flatbias import records, repro
+
+
+def test_seed_everything_reproducible():
+    g1 = repro.seed_everything(7)
+    a = torch.randn(5, generator=g1), np.random.rand(3), torch.randn(2)
+    g2 = repro.seed_everything(7)
+    b = torch.randn(5, generator=g2), np.random.rand(3), torch.randn(2)
+    for u, v in zip(a, b):
+        assert np.array_equal(np.asarray(u), np.asarray(v))
+    with pytest.raises(ValueError, match="non-negative int"):
+        repro.seed_everything(-1)
+
+
+def test_device_choice():
+    assert repro.device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert repro.device().type == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            repro.device("cuda")
+
+
+def test_record_roundtrip(tmp_path):
+    path = records.write_record(tmp_path / "sub" / "r.json", "demo", "smoke",
+                                settings={"n": 3, "arr": np.arange(3)},
+                                metrics={"err": torch.tensor(1.5), "nan": float("nan"), "inf": float("inf")},
+                                wall_time_s=1.23456)
+    rec = records.read_record(path)
+    assert rec["name"] == "demo" and rec["settings"]["arr"] == [0, 1, 2]
+    assert rec["metrics"] == {"err": 1.5, "nan": None, "inf": "inf"}
+    prov = rec["provenance"]
+    for key in ("commit", "date_utc", "hardware", "torch", "scale", "wall_time_s"):
+        assert key in prov
+    assert prov["wall_time_s"] == 1.235 and prov["scale"] == "smoke" and prov["hardware"]["cpu"]
+    assert records.find_records(tmp_path) == [path]
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    target.write_text('{"old": true}')
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        records.atomic_write_text(target, "new content")
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # temporary file removed
+
+
+def test_read_record_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the experiment"):
+        records.read_record(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        records.read_record(tmp_path / "bad.json")
+    (tmp_path / "partial.json").write_text('{"name": "x"}')
+    with pytest.raises(ValueError, match="missing scale"):
+        records.read_record(tmp_path / "partial.json")
+
+
+def test_git_commit_and_stopwatch():
+    assert records.git_commit() != ""
+    with records.stopwatch() as t:
+        sum(range(1000))
+    assert 0 <= t["s"] < 5
