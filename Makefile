@@ -1,0 +1,78 @@
+# The two commands of the README are `make book` and `make test`; everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MATHJAX := _static/mathjax/tex-chtml.js
+MATHJAX_VERSION := 3.2.2
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+JB_FLAGS := -W -n --keep-going
+# the scale in force: $BOOK_SCALE, else full with a CUDA GPU and smoke without (flatbias.scale)
+SCALE_CMD = $(BIN)/python -c 'from flatbias.scale import get_scale; print(get_scale())'
+
+.PHONY: book book-stored test test-unit test-notebooks test-site notebooks sync bench clean help
+
+help:
+	@echo "make book         build the book, executing every notebook at the scale in force (BOOK_SCALE=smoke|full)"
+	@echo "make test         unit tests + nbval on every notebook (smoke scale)"
+	@echo "make book-stored  build the book from the outputs stored in the notebooks (no execution)"
+	@echo "make test-site    browser test of the built site (needs Debian's chromium)"
+	@echo "make notebooks    sync the .py/.ipynb pairs and re-execute them at smoke scale (before committing)"
+
+# --- environment: a venv from the repo's own pinned files ---------------------------------------
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+# an offline copy of MathJax 3 (from the npm registry), so pages typeset math without a CDN
+$(MATHJAX):
+	@rm -rf _static/mathjax _build/mathjax-pack && mkdir -p _build/mathjax-pack _static
+	cd _build/mathjax-pack && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-*.tgz
+	mkdir -p _static/mathjax/output && cd _build/mathjax-pack/package/es5 && \
+	  cp -r tex-chtml.js input a11y ui adaptors sre ../../../../_static/mathjax/ && cp -r output/chtml output/chtml.js ../../../../_static/mathjax/output/
+	rm -rf _build/mathjax-pack
+	@test -f $@
+
+# --- the book ---------------------------------------------------------------------------------
+book: $(STAMP) $(MATHJAX)
+	@scale=$$($(SCALE_CMD)); echo "building the book at scale '$$scale' into _build/$$scale"; \
+	BOOK_SCALE=$$scale $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/$$scale; \
+	echo "open _build/$$scale/_build/html/index.html"
+
+book-stored: $(STAMP) $(MATHJAX)
+	@mkdir -p _build
+	$(BIN)/python -c "import yaml; c = yaml.safe_load(open('_config.yml')); c['execute']['execute_notebooks'] = 'off'; yaml.safe_dump(c, open('_build/_config_stored.yml', 'w'), sort_keys=False)"
+	$(BIN)/jupyter-book build . $(JB_FLAGS) --config _build/_config_stored.yml --path-output _build/stored
+
+# --- tests ------------------------------------------------------------------------------------
+test: $(STAMP)
+	BOOK_SCALE=smoke $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+test-notebooks: $(STAMP)
+	BOOK_SCALE=smoke $(BIN)/python -m pytest $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900
+
+SITE ?= _build/stored/_build/html
+test-site: $(STAMP)
+	FLATBIAS_SITE=$(SITE) $(BIN)/python -m pytest -m site tests/test_site.py -p no:cacheprovider
+
+# --- authoring --------------------------------------------------------------------------------
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.py
+
+notebooks: sync
+	for nb in $(NOTEBOOKS); do BOOK_SCALE=smoke $(BIN)/jupyter execute --inplace $$nb; done
+	@touch notebooks/*.ipynb
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,75 @@
+"""Sphinx extension: the ``result-records`` directive lists the committed result records.
+
+Usage in a MyST page::
+
+    ```{result-records} results
+    ```
+
+It renders one table row per JSON record under the folder (relative to the book root): name, scale,
+hardware, date, commit and wall time, so a reader sees where every full-scale number came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
+from . import records
+
+COLUMNS = ("record", "scale", "hardware", "date (UTC)", "commit", "wall time")
+
+
+def _row(path: Path, root: Path) -> tuple[str, ...]:
+    try:
+        rec = records.read_record(path)
+    except (ValueError, OSError) as exc:
+        return (str(path.relative_to(root)), "unreadable", str(exc), "", "", "")
+    prov = rec["provenance"]
+    hw = prov.get("hardware", {})
+    hw_text = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('torch_threads', '?')} threads)"
+    wall = prov.get("wall_time_s")
+    return (str(path.relative_to(root)), str(rec.get("scale")), hw_text, str(prov.get("date_utc", "")),
+            str(prov.get("commit", ""))[:12], "" if wall is None else f"{wall:.1f} s")
+
+
+class ResultRecords(Directive):
+    required_arguments = 1
+    has_content = False
+
+    def run(self):
+        env = self.state.document.settings.env
+        root = Path(env.srcdir)
+        folder = root / self.arguments[0]
+        paths = records.find_records(folder) if folder.is_dir() else []
+        for p in paths:
+            env.note_dependency(str(p))
+        if not paths:
+            para = nodes.paragraph(text=f"No result records are committed under {self.arguments[0]}/ yet.")
+            return [para]
+        table = nodes.table(classes=["result-records"])
+        group = nodes.tgroup(cols=len(COLUMNS))
+        table += group
+        group.extend(nodes.colspec(colwidth=1) for _ in COLUMNS)
+        head, body = nodes.thead(), nodes.tbody()
+        group += head
+        group += body
+        head += self._tr(COLUMNS)
+        for p in paths:
+            body += self._tr(_row(p, root))
+        return [table]
+
+    @staticmethod
+    def _tr(cells) -> nodes.row:
+        row = nodes.row()
+        for text in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=text)
+            row += entry
+        return row
+
+
+def setup(app):
+    app.add_directive("result-records", ResultRecords)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
