@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: mystnb
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -41,12 +42,12 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "s
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Markdown
 from myst_nb import glue
 
 from flatbias import manifold, repro, twolayer
 from flatbias.scale import get_scale, pick
 from flatbias.style import COLORS, set_style
+from flatbias.verdict import glue_verdict
 
 scale = get_scale(scale)
 set_style()
@@ -164,10 +165,18 @@ ax1.set(xlabel=r"distance $t$ from $\mathcal{M}$", ylabel=r"$|\mathrm{tr}\,\nabl
 ax0.legend(fontsize=8)
 ax1.legend(fontsize=8)
 glue("fig_trace", fig, display=False)
-plt.show()
+plt.close(fig)
 
 # %% [markdown]
-# Off $\mathcal{M}$, the difference is the residual term to round-off, and it is linear in the distance
+# ```{glue:figure} fig_trace
+# :name: fig-trace
+#
+# Left: at random points of $\mathcal{M}$ the closed form $2F(\theta)$ equals the exact trace of the Hessian
+# (every point lies on the dashed diagonal). Right: moving a distance $t$ off $\mathcal{M}$ along a normal direction,
+# the relative gap between the two grows linearly in $t$: it is the residual term.
+# ```
+#
+# Off $\mathcal{M}$ ({numref}`fig-trace`, right), the difference is the residual term to round-off, and it is linear in the distance
 # (log-log slope 1 at small $t$):
 
 # %%
@@ -184,8 +193,7 @@ assert residual_term_explains_gap and linear_in_distance and nonzero_off_manifol
 glue("n_points", len(rows), display=False)
 glue("max_rel_err", float(rel_err.max()), display=False)
 glue("gap_at_1", float(max(g[-1] for g, _ in off.values())), display=False)
-glue("verdict", Markdown(f"**reproduced**: max. rel. error {rel_err.max():.0e} over {len(rows)} points of "
-                         r"$\mathcal{M}$"), display=False)
+glue_verdict("verdict", "reproduced", f"max. rel. error {rel_err.max():.0e} over {len(rows)} points of M")
 
 # %% [markdown]
 # ## Verdict
