@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-MATHJAX := _static/mathjax/tex-chtml.js
+MATHJAX := _vendor/mathjax/tex-chtml.js
 MATHJAX_VERSION := 3.2.2
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 JB_FLAGS := -W -n --keep-going
@@ -31,10 +31,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 # an offline copy of MathJax 3 (from the npm registry), so pages typeset math without a CDN
 $(MATHJAX):
-	@rm -rf _static/mathjax _build/mathjax-pack && mkdir -p _build/mathjax-pack _static
+	@rm -rf _vendor/mathjax _build/mathjax-pack && mkdir -p _build/mathjax-pack _vendor
 	cd _build/mathjax-pack && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-*.tgz
-	mkdir -p _static/mathjax/output && cd _build/mathjax-pack/package/es5 && \
-	  cp -r tex-chtml.js input a11y ui adaptors sre ../../../../_static/mathjax/ && cp -r output/chtml output/chtml.js ../../../../_static/mathjax/output/
+	mkdir -p _vendor/mathjax/output && cd _build/mathjax-pack/package/es5 && \
+	  cp -r tex-chtml.js input a11y ui adaptors sre ../../../../_vendor/mathjax/ && cp -r output/chtml output/chtml.js ../../../../_vendor/mathjax/output/
 	rm -rf _build/mathjax-pack
 	@test -f $@
 

@@ -40,6 +40,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "s
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 import torch
 from myst_nb import glue
@@ -159,6 +160,8 @@ lim = [0.9 * exact.min(), 1.1 * exact.max()]
 ax0.plot(lim, lim, color=COLORS["reference"], lw=0.8, ls="--", label="y = x")
 ax0.set(xscale="log", yscale="log", xlabel=r"exact $\mathrm{tr}\,\nabla^2 L$ (autograd)",
         ylabel=r"closed form $2F(\theta)$", title=r"on $\mathcal{M}$")
+for axis in (ax0.xaxis, ax0.yaxis):
+    axis.set_minor_formatter(NullFormatter())
 ax1.loglog(ts, ts * off[ACTIVATIONS[0]][0][0] / ts[0], color=COLORS["reference"], lw=0.8, ls="--", label="slope 1")
 ax1.set(xlabel=r"distance $t$ from $\mathcal{M}$", ylabel=r"$|\mathrm{tr}\,\nabla^2L - 2F|\,/\,\mathrm{tr}\,\nabla^2L$",
         title=r"off $\mathcal{M}$: the residual term")

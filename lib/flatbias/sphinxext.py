@@ -1,4 +1,6 @@
-"""Sphinx extension: the ``result-records`` directive lists the committed result records.
+"""Sphinx extension of the book: the ``result-records`` directive, and de-duplicated page scripts.
+
+The ``result-records`` directive lists the committed result records.
 
 Usage in a MyST page::
 
@@ -70,6 +72,23 @@ class ResultRecords(Directive):
         return row
 
 
+def dedupe_scripts(app, env):
+    """Avoid inline <script> tags being written twice on every page.
+
+    Sphinx 7.4 re-adds every script of ``app.registry`` in ``prepare_writing`` as ``filename or ''``; an inline
+    script (filename ``None``) added after the builder was created is already in the builder's list under
+    ``None``, so it is duplicated. For sphinx-thebe's inline config that second ``const THEBE_JS_URL`` is a
+    JavaScript error on every page. Keep the builder's copies (in their order); drop the registry's.
+    """
+    scripts = getattr(app.builder, "_js_files", None)
+    if scripts is None:
+        return
+    present = {(getattr(js, "attributes", {}) or {}).get("body") for js in scripts if not getattr(js, "filename", "x")}
+    app.registry.js_files[:] = [(filename, attrs) for filename, attrs in app.registry.js_files
+                                if filename or attrs.get("body") not in present]
+
+
 def setup(app):
     app.add_directive("result-records", ResultRecords)
+    app.connect("env-updated", dedupe_scripts)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
