@@ -40,7 +40,9 @@ def test_record_roundtrip(tmp_path):
         assert key in prov
     assert prov["wall_time_s"] == 1.235 and prov["scale"] == "smoke" and prov["hardware"]["cpu"]
     assert records.find_records(tmp_path) == [path]
-    assert path.stat().st_mode & 0o044 == 0o044 or os.umask(os.umask(0)) & 0o044, "record not readable by others"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path, monkeypatch):
