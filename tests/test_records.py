@@ -75,3 +75,18 @@ def test_git_commit_and_stopwatch():
     with records.stopwatch() as t:
         sum(range(1000))
     assert 0 <= t["s"] < 5
+
+
+def test_git_commit_marks_untracked_package_code_dirty(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "init")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "notes.txt").write_text("untracked outside lib: not code that ran")
+    assert not records.git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "lib" / "new_module.py").write_text("x = 1")
+    assert records.git_commit(tmp_path).endswith("+dirty")

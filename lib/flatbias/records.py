@@ -36,12 +36,17 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """The current commit hash, with ``+dirty`` when the work tree has uncommitted changes; 'unknown' outside git."""
+    """The current commit hash, with ``+dirty`` when tracked files changed or the package (``lib/``) holds files
+    git does not track: then the commit alone does not contain the code that ran. 'unknown' outside git."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+        sha = git("rev-parse", "HEAD")
+        top = git("rev-parse", "--show-toplevel")
+        dirty = git("status", "--porcelain", "--untracked-files=no") or git(
+            "ls-files", "--others", "--exclude-standard", "--", str(Path(top) / "lib"))
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")

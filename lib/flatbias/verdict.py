@@ -7,7 +7,8 @@ so the table shows exactly what the chapter measured in this build.
 
 from __future__ import annotations
 
-STATUSES = ("reproduced", "reproduced with our reconstruction", "partly reproduced", "not reproduced")
+STATUSES = ("reproduced", "reproduced with our reconstruction", "partly reproduced", "not reproduced",
+            "not yet run")  # the last: the experiment that decides the claim has not been run (e.g. needs a GPU)
 
 
 class PlainText(str):

@@ -1,0 +1,121 @@
+"""The batched label-noise SGD / 1-SAM kernel against a plain PyTorch autograd loop fed the same noise."""
+
+import numpy as np
+import pytest
+import torch
+
+from flatbias import label_noise as ln
+from flatbias import twolayer
+
+C, M, D, N = 3, 10, 3, 3
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(7)
+    X = rng.random((C, N, D))
+    y = rng.random((C, N))
+    theta0 = rng.normal(size=(C, M, D)) / np.sqrt(D)
+    return theta0, X, y
+
+
+@pytest.mark.parametrize("method,rho,act", [("sgd", 0.0, "sinh"), ("sam", 0.05, "sinh"), ("sgd", 0.0, "cubic"),
+                                            ("sam", 0.1, "cubic")])
+def test_kernel_matches_autograd_loop(problem, method, rho, act):
+    theta0, X, y = problem
+    T, every = 400, 50
+    eta = np.array([0.05, 0.02, 0.06]) * (0.4 if act == "cubic" else 1.0)  # stable: η‖∇f_i‖² < 2
+    run = ln.run(theta0, X, y, eta=eta, s=0.3, steps=T, record_every=every, seed=11, method=method, rho=rho, act=act,
+                 progress=False)
+    idx, eps = ln.draw_noise(11, C, N, T)
+    moved = 0.0
+    for c in range(C):
+        ref = ln.reference_run(theta0[c], X[c], y[c], eta=float(eta[c]), s=0.3, idx=idx[c], eps=eps[c], method=method,
+                               rho=rho, act=act).numpy()
+        np.testing.assert_allclose(run.theta[:, c], ref[::every], rtol=0, atol=1e-10)
+        moved = max(moved, float(np.abs(ref[-1] - ref[0]).max()))
+    assert moved > 1e-2  # the comparison is not vacuous: the iterates moved
+
+
+def test_recorded_quantities(problem):
+    theta0, X, y = problem
+    run = ln.run(theta0, X, y, eta=0.05, s=0.1, steps=60, record_every=20, seed=0, progress=False)
+    assert run.steps.tolist() == [0, 20, 40, 60]
+    assert run.eig.shape == (4, C, N) and run.F.shape == (4, C) and run.loss.shape == (4, C)
+    for r in range(4):
+        for c in range(C):
+            th = torch.as_tensor(run.theta[r, c])
+            Xc, yc = torch.as_tensor(X[c]), torch.as_tensor(y[c])
+            Phi = twolayer.feature_matrix(th, Xc, "sinh")
+            ev = torch.linalg.eigvalsh(Phi @ Phi.T).flip(0).numpy()
+            np.testing.assert_allclose(run.eig[r, c], ev, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(run.F[r, c], float(twolayer.sharpness(th, Xc, "sinh")), rtol=1e-12)
+            np.testing.assert_allclose(run.loss[r, c], float(twolayer.loss(th, Xc, yc, "sinh")) / (2 * N), rtol=1e-12)
+
+
+def test_seed_reproducible_and_chunk_independent(problem):
+    theta0, X, y = problem
+    a = ln.run(theta0, X, y, eta=0.05, s=0.2, steps=1000, record_every=1000, seed=5, progress=False)
+    b = ln.run(theta0, X, y, eta=0.05, s=0.2, steps=1000, record_every=10, seed=5, progress=False)
+    c = ln.run(theta0, X, y, eta=0.05, s=0.2, steps=1000, record_every=1000, seed=6, progress=False)
+    assert np.array_equal(a.theta[-1], b.theta[-1])  # bit-identical, however often it is recorded
+    assert np.array_equal(b.theta[::100], ln.run(theta0, X, y, eta=0.05, s=0.2, steps=1000, record_every=10, seed=5,
+                                                 progress=False).theta[::100])
+    assert np.abs(a.theta[-1] - c.theta[-1]).max() > 1e-3  # another seed, another trajectory
+    # a chain's trajectory depends on its seed and index only, not on the other chains
+    one = ln.run(theta0[:1], X[:1], y[:1], eta=0.05, s=0.2, steps=1000, record_every=1000, seed=5, progress=False)
+    assert np.array_equal(one.theta[-1, 0], a.theta[-1, 0])
+
+
+def test_label_noise_decreases_sharpness_and_collapses_rank():
+    # a short, noisy run on well-conditioned data: F falls towards F* and eig2/eig1 of ΦΦᵀ collapses
+    X = np.array([[[1.0, 0.1, 0.0], [0.0, 1.0, 0.2], [0.1, 0.0, 1.0]]])
+    y = np.array([[0.6, 0.3, 0.8]])
+    theta0 = np.random.default_rng(0).normal(size=(1, M, D)) / np.sqrt(D)
+    run = ln.run(theta0, X, y, eta=0.05, s=0.5, steps=300_000, record_every=100_000, seed=0, progress=False)
+    th = ln.retract_batch(run.theta[:, 0], np.repeat(X, 4, 0), np.repeat(y, 4, 0))
+    eig, F, _ = ln.summarize(th, np.repeat(X, 4, 0), np.repeat(y, 4, 0))
+    F_star = float(ln.summarize(ln.closed_form_optimum(theta0, X, y), X, y)[1][0])
+    assert eig[-1, 1] / eig[-1, 0] < 1e-2 * eig[1, 1] / eig[1, 0]
+    assert F[-1] < F[1] and (F[-1] - F_star) < 0.05 * (F[1] - F_star)
+
+
+def test_retract_and_closed_form_optimum(problem):
+    theta0, X, y = problem
+    th = ln.retract_batch(theta0, X, y)
+    r = np.einsum("cij,cmj->cim", X, th)
+    assert np.abs(np.sinh(r).sum(-1) - y).max() < 1e-12
+    star = ln.closed_form_optimum(theta0, X, y)
+    z = np.einsum("cij,cmj->cim", X, star)  # θ_j*ᵀx_i = asinh(y_i/m) for every j (Theorem 3.3)
+    np.testing.assert_allclose(z, np.broadcast_to(np.arcsinh(y / M)[:, :, None], z.shape), atol=1e-12)
+
+
+def test_bad_arguments_are_clear_errors(problem):
+    theta0, X, y = problem
+    kw = dict(steps=10, record_every=5, progress=False)
+    with pytest.raises(ValueError, match="step size eta must be positive"):
+        ln.run(theta0, X, y, eta=-0.1, s=0.1, **kw)
+    with pytest.raises(ValueError, match="label-noise level s must be non-negative"):
+        ln.run(theta0, X, y, eta=0.1, s=-1.0, **kw)
+    with pytest.raises(ValueError, match="one value per chain"):
+        ln.run(theta0, X, y, eta=[0.1, 0.2], s=0.1, **kw)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        ln.run(theta0, X[:, :, :2], y, eta=0.1, s=0.1, **kw)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        ln.run(theta0, X, y[:, :2], eta=0.1, s=0.1, **kw)
+    with pytest.raises(ValueError, match=r"\(chains, m, d\)"):
+        ln.run(theta0[0], X[0], y[0], eta=0.1, s=0.1, **kw)
+    with pytest.raises(ValueError, match="multiple of record_every"):
+        ln.run(theta0, X, y, eta=0.1, s=0.1, steps=11, record_every=5, progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        ln.run(theta0, X, y, eta=0.1, s=0.1, method="adam", **kw)
+    with pytest.raises(ValueError, match="positive radius"):
+        ln.run(theta0, X, y, eta=0.1, s=0.1, method="sam", **kw)
+    with pytest.raises(ValueError, match="knows the activations"):
+        ln.run(theta0, X, y, eta=0.1, s=0.1, act="tanh", **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        ln.run(np.full_like(theta0, np.nan), X, y, eta=0.1, s=0.1, **kw)
+    with pytest.raises(ValueError, match="seed"):
+        ln.run(theta0, X, y, eta=0.1, s=0.1, seed=-1, **kw)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        ln.run(theta0, X, y, eta=50.0, s=0.1, steps=200, record_every=100, progress=False)
