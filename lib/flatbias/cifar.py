@@ -319,7 +319,7 @@ def download(dest: str | os.PathLike | None = None, url: str = URL, md5: str = M
     ``..``, no links out) into a temporary folder next to the target, which is renamed into place only when
     everything succeeded; on any failure nothing is left behind.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
     dest = cache_dir(dest)
     target = dest / OFFICIAL_DIR

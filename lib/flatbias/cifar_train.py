@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, data: cifar.Cifar10 | None = None, *, device: str | 
     ``out_dir=None`` writes no record; ``checkpoint_dir=None`` puts checkpoints in ``out_dir/checkpoints``
     (no checkpoints when both are None). ``max_steps`` stops after that many steps (tests).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
     from .repro import device as pick_device
 

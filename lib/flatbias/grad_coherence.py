@@ -45,7 +45,7 @@ def gradient_gram(model: nn.Module, x: torch.Tensor, y: torch.Tensor, block: int
                   chunk_size: int | None = None, progress: bool | None = False) -> torch.Tensor:
     """G = [⟨g_i, g_j⟩] (on the model's device), computed in blocks of ``block`` samples: float32 products per
     parameter tensor, summed over tensors in float64."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
     n = len(x)
     if n == 0 or len(y) != n:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numba import njit
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
 from .activations import get_activation
 

@@ -13,6 +13,7 @@ hardware, date, commit and wall time, so a reader sees where every full-scale nu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -20,7 +21,7 @@ from docutils.parsers.rst import Directive
 
 from . import records
 
-COLUMNS = ("record", "scale", "hardware", "date (UTC)", "commit", "wall time")
+COLUMNS = ("record (results/)", "scale", "hardware", "date (UTC)", "commit", "wall time")
 
 
 def _row(path: Path, root: Path) -> tuple[str, ...]:
@@ -30,10 +31,14 @@ def _row(path: Path, root: Path) -> tuple[str, ...]:
         return (str(path.relative_to(root)), "unreadable", str(exc), "", "", "")
     prov = rec["provenance"]
     hw = prov.get("hardware", {})
-    hw_text = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('torch_threads', '?')} threads)"
+    cpu = re.sub(r"\(R\)|\(TM\)|CPU|Processor|@.*", "", str(hw.get("cpu", "?"))).split()
+    hw_text = hw.get("gpu") or f"{' '.join(cpu)}, {hw.get('torch_threads', '?')} thr."
     wall = prov.get("wall_time_s")
-    return (str(path.relative_to(root)), str(rec.get("scale")), hw_text, str(prov.get("date_utc", "")),
-            str(prov.get("commit", ""))[:12], "" if wall is None else f"{wall:.1f} s")
+    commit = str(prov.get("commit", ""))
+    commit = commit[:8] + ("+dirty" if commit.endswith("+dirty") else "")
+    date = str(prov.get("date_utc", ""))[:16].replace("T", " ")
+    return (str(path.relative_to(root / "results")) if path.is_relative_to(root / "results") else str(path.relative_to(root)),
+            str(rec.get("scale")), hw_text, date, commit, "" if wall is None else f"{wall:.0f} s")
 
 
 class ResultRecords(Directive):

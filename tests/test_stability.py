@@ -1,0 +1,190 @@
+import math
+
+import pytest
+import torch
+
+from flatbias import coherence as co
+from flatbias import simulate as sim
+from flatbias import stability as st
+
+
+def _family(n, d, rank, gen):
+    A = torch.randn(n, d, rank, generator=gen)
+    return A @ A.transpose(1, 2)
+
+
+@pytest.mark.parametrize("sampling", st.SAMPLINGS)
+@pytest.mark.parametrize("B", [1, 2, 5])
+def test_identical_hessians_closed_form(gen, sampling, B):
+    n, A = 6, _family(1, 3, 3, gen)[0]
+    lam = float(torch.linalg.eigvalsh(A)[-1])
+    thr = st.identical_threshold(n, B, sampling) / lam
+    H = A.expand(n, 3, 3)
+    assert st.spectral_radius(H, 0.99 * thr, B, sampling=sampling) < 1 < st.spectral_radius(H, 1.01 * thr, B, sampling=sampling)
+    assert abs(st.critical_eta(H, B, sampling=sampling) / thr - 1) < 1e-8
+
+
+@pytest.mark.parametrize("sampling", st.SAMPLINGS)
+@pytest.mark.parametrize("B", [1, 3, 7])
+def test_orthogonal_rank_one_closed_form(sampling, B):
+    n, a = 8, 2.5
+    H = torch.diag_embed(torch.eye(n) * a)
+    thr = st.orthogonal_threshold(B) / a
+    assert st.spectral_radius(H, 0.99 * thr, B, sampling=sampling) < 1 < st.spectral_radius(H, 1.01 * thr, B, sampling=sampling)
+    # multiplier 1 − 2ηa/n + η²a²/(nB) per direction, exactly
+    eta = 0.3 * thr
+    assert abs(st.spectral_radius(H, eta, B, sampling=sampling) - (1 - 2 * eta * a / n + eta ** 2 * a ** 2 / (n * B))) < 1e-12
+
+
+def test_dense_operator_is_the_map(gen):
+    H = _family(5, 3, 2, gen)
+    for method, r in [("sgd", 0.0), ("sam", 0.8)]:
+        op = st.mean_square_operator(H, 0.1, 2, method=method, rho_over_alpha=r)
+        X = torch.randn(3, 3, generator=gen)  # also non-symmetric X
+        torch.testing.assert_close(op.dense() @ X.reshape(-1), op(X).reshape(-1))
+
+
+def test_operator_is_the_expectation(gen):
+    """𝒯(X) = E[(I − ηK̂)X(I − ηK̂)ᵀ] by enumerating every minibatch (w/o replacement) or every subset (Bernoulli)."""
+    import itertools
+
+    n, d, B, eta, r = 5, 3, 2, 0.2, 0.6
+    H = _family(n, d, 2, gen)
+    X = torch.randn(d, d, generator=gen)
+    X = X @ X.T
+    M = torch.eye(d) + r * H.mean(0)
+    for sampling in st.SAMPLINGS:
+        op = st.mean_square_operator(H, eta, B, method="sam", sampling=sampling, rho_over_alpha=r)
+        acc = torch.zeros(d, d)
+        subsets = itertools.combinations(range(n), B) if sampling == "without_replacement" else \
+            (s for k in range(n + 1) for s in itertools.combinations(range(n), k))
+        for s in subsets:
+            if sampling == "without_replacement":
+                p = 1 / math.comb(n, B)
+            else:
+                p = (B / n) ** len(s) * (1 - B / n) ** (n - len(s))
+            Kh = H[list(s)].sum(0) @ M / B if s else torch.zeros(d, d)
+            A = torch.eye(d) - eta * Kh
+            acc += p * A @ X @ A.T
+        torch.testing.assert_close(op(X), acc)
+
+
+def test_sam_with_zero_rho_is_sgd(gen):
+    H = _family(6, 4, 2, gen)
+    for sampling in st.SAMPLINGS:
+        a = st.spectral_radius(H, 0.07, 2, method="sam", sampling=sampling, rho_over_alpha=0.0)
+        b = st.spectral_radius(H, 0.07, 2, method="sgd", sampling=sampling)
+        assert abs(a - b) < 1e-12
+    # and ρ/α > 0 changes it (the test can fail)
+    assert abs(st.spectral_radius(H, 0.07, 2, method="sam", rho_over_alpha=1.0) - st.spectral_radius(H, 0.07, 2)) > 1e-6
+
+
+@pytest.mark.parametrize("method,r", [("sgd", 0.0), ("sam", 0.5)])
+def test_matrix_free_radius_matches_dense(gen, method, r):
+    H = _family(7, 5, 2, gen)
+    dense = st.spectral_radius(H, 0.04, 3, method=method, rho_over_alpha=r, algorithm="dense")
+    for algorithm in ("lanczos", "power", "arnoldi"):
+        assert abs(st.spectral_radius(H, 0.04, 3, method=method, rho_over_alpha=r, algorithm=algorithm) - dense) < 1e-8
+
+
+@pytest.mark.parametrize("method,r", [("sgd", 0.0), ("sam", 0.5)])
+def test_rank_one_path_matches_dense(gen, method, r):
+    G = torch.randn(6, 9, generator=gen)  # p = 9 > n = 6: span of dimension 6
+    H = 2.0 * G[:, :, None] * G[:, None, :]
+    for sampling in st.SAMPLINGS:
+        dense = st.spectral_radius(H, 0.03, 2, method=method, sampling=sampling, rho_over_alpha=r, algorithm="dense")
+        for algorithm in ("dense", "lanczos"):
+            fast = st.spectral_radius_rank_one(G, 0.03, 2, c=2.0, method=method, sampling=sampling,
+                                               rho_over_alpha=r, algorithm=algorithm)
+            assert abs(fast - dense) < 1e-9
+
+
+def test_singular_h_null_space_is_neutral(gen):
+    G = torch.randn(4, 6, generator=gen)
+    H = G[:, :, None] * G[:, None, :]
+    assert st.spectral_radius(H, 1e-3, 2, restrict=False) >= 1 - 1e-12  # null directions: multiplier 1
+    assert st.spectral_radius(H, 1e-3, 2) < 1  # on range(H) small steps are stable
+
+
+def test_diagonal_radius_matches_dense(gen):
+    D = torch.rand(6, 4, generator=gen) * (torch.rand(6, 4, generator=gen) < 0.5)
+    D[0] += 0.1
+    H = torch.diag_embed(D)
+    for method, r in [("sgd", 0.0), ("sam", 0.7)]:
+        for sampling in st.SAMPLINGS:
+            for B in (1, 3, 6):
+                fast = float(st.spectral_radius_diagonal(D, 0.9, B, method=method, sampling=sampling, rho_over_alpha=r))
+                dense = st.spectral_radius(H, 0.9, B, method=method, sampling=sampling, rho_over_alpha=r, algorithm="dense")
+                assert abs(fast - dense) < 1e-12
+
+
+def test_authors_heatmap_boundary():
+    """SPEC §B.8a: largest diverging B at η = 0.5: σ=1: 49, σ=2: 33, σ=5: 16, σ=10: 8, σ=25: 2, σ=50: none."""
+    expected = {1: 49, 2: 33, 5: 16, 10: 8, 25: 2, 50: 0}
+    Bs = torch.arange(1, 50)
+    for s, last in expected.items():
+        k, a, d = co.authors_axes(100, s)
+        D = torch.zeros(100, d)
+        D[torch.arange(100), k] = a
+        rho = st.spectral_radius_diagonal(D, 0.5, Bs)
+        div = Bs[rho > 1 + 1e-12]
+        assert (int(div.max()) if len(div) else 0) == last
+
+
+def test_operator_matches_monte_carlo():
+    """SPEC §B.10: stable instance n=6, d=3, B=2, η=0.15, T=20: MC mean of ‖w_T‖² within 3 s.e. of tr 𝒯^T(W_0)."""
+    g = torch.Generator().manual_seed(7)
+    H = _family(6, 3, 2, g)
+    H = H / float(torch.linalg.eigvalsh(H.mean(0))[-1])  # λ_1(H) = 1
+    assert st.spectral_radius(H, 0.15, 2) < 1
+    w0 = torch.randn(3, generator=g)
+    for method, r in [("sgd", 0.0), ("sam", 0.5)]:
+        exact = float(st.second_moments(H, 0.15, 2, torch.outer(w0, w0), 20, method=method, rho_over_alpha=r)[-1])
+        mc = sim.simulate(H, 0.15, 2, w0.expand(20_000, 3), 20, method=method, rho_over_alpha=r, generator=g)[-1]
+        se = float(mc.std()) / math.sqrt(mc.numel())
+        assert abs(float(mc.mean()) - exact) < 3 * se
+        assert exact < 0.9 * float(w0.pow(2).sum())  # and it did contract (the comparison is not vacuous)
+
+
+def test_noise_floor_matches_stationary_moment():
+    g = torch.Generator().manual_seed(3)
+    H = _family(5, 2, 2, g)
+    H = H / float(torch.linalg.eigvalsh(H.mean(0))[-1])
+    W = st.stationary_second_moment(H, 0.5, 2, noise_std=1.0)
+    mc = sim.simulate(H, 0.5, 2, torch.zeros(6_000, 2), 100, method="random", generator=g)[-1]
+    se = float(mc.std()) / math.sqrt(mc.numel())
+    assert abs(float(mc.mean()) - float(torch.trace(W))) < 3 * se
+
+
+def test_masks_without_replacement():
+    g = torch.Generator().manual_seed(0)
+    B = torch.tensor([1, 4, 9] * 20_000)
+    m = sim.batch_masks(B, 10, "without_replacement", g)
+    assert torch.equal(m.sum(1).long(), B)
+    for b in (1, 4, 9):  # every index equally likely: B/n
+        freq = m[B == b].mean(0)
+        assert float((freq - b / 10).abs().max()) < 0.02
+
+
+def test_bad_inputs_are_clear_errors(gen):
+    H = _family(4, 3, 2, gen)
+    with pytest.raises(ValueError, match="1 ≤ B ≤ n"):
+        st.spectral_radius(H, 0.1, 5)
+    with pytest.raises(ValueError, match="η"):
+        st.spectral_radius(H, 0.0, 2)
+    with pytest.raises(ValueError, match="η"):
+        st.spectral_radius(H, -1.0, 2)
+    bad = H.clone()
+    bad[2] = -bad[2]
+    with pytest.raises(ValueError, match="not positive semidefinite"):
+        st.spectral_radius(bad, 0.1, 2)
+    with pytest.raises(ValueError, match="unknown method"):
+        st.spectral_radius(H, 0.1, 2, method="adam")
+    with pytest.raises(ValueError, match="unknown sampling"):
+        st.spectral_radius(H, 0.1, 2, sampling="poisson")
+    with pytest.raises(ValueError, match="only makes sense"):
+        st.spectral_radius(H, 0.1, 2, rho_over_alpha=0.5)
+    with pytest.raises(ValueError, match="1 ≤ B ≤ n"):
+        st.spectral_radius_rank_one(torch.randn(4, 8, generator=gen), 0.1, 0)
+    with pytest.raises(ValueError, match="no stationary"):
+        st.stationary_second_moment(H, 100.0, 2)
