@@ -38,15 +38,19 @@ def check_data(X: torch.Tensor, rtol: float = 1e-10) -> None:
             "zero-loss manifold analysis needs n ≤ d and independent x_i (Assumption 3.2). Draw new data or use n ≤ d.")
 
 
-def _gram(J: torch.Tensor, rtol: float) -> torch.Tensor:
-    G = J @ J.T
+def check_gram(G: torch.Tensor, rtol: float = 1e-14) -> torch.Tensor:
+    """Return G = JJᵀ unchanged if it is numerically positive definite; else a clear :class:`RankDeficientError`."""
     ev = torch.linalg.eigvalsh(G)
     if not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300):
         raise RankDeficientError(
-            f"the constraint Jacobian J has (numerically) rank < n = {J.shape[0]} (eigenvalues of JJᵀ from "
+            f"the constraint Jacobian J has (numerically) rank < n = {G.shape[0]} (eigenvalues of JJᵀ from "
             f"{float(ev[0]):.3g} to {float(ev[-1]):.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
             "vanishes (e.g. the cube activation at z = 0). M is not a smooth manifold at this θ.")
     return G
+
+
+def _gram(J: torch.Tensor, rtol: float) -> torch.Tensor:
+    return check_gram(J @ J.T, rtol)
 
 
 def project_tangent(theta, v, X, act: str | Activation, a=None, rtol: float = 1e-14) -> torch.Tensor:

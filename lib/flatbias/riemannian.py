@@ -66,13 +66,7 @@ def _parts(theta, X, act, a) -> _Parts:
 
 def _solve_gram(G: torch.Tensor, rhs: torch.Tensor, rtol: float = 1e-14) -> torch.Tensor:
     """(JJᵀ)⁻¹ rhs, with a clear error where J loses rank (then M is not a manifold at θ)."""
-    ev = torch.linalg.eigvalsh(G)
-    if not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300):
-        raise manifold.RankDeficientError(
-            f"the constraint Jacobian J has (numerically) rank < n = {G.shape[0]} (eigenvalues of JJᵀ from "
-            f"{float(ev[0]):.3g} to {float(ev[-1]):.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
-            "vanishes (e.g. the cube activation at z = 0). The Riemannian gradient is not defined at this θ.")
-    return torch.linalg.solve(G, rhs)
+    return torch.linalg.solve(manifold.check_gram(G, rtol), rhs)
 
 
 def _J(p: _Parts, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
