@@ -60,16 +60,6 @@ n, d, m = 3, 3, 10  # the paper's Figure-1 sizes
 INITS = pick(scale, smoke=5, full=20)  # random starts on M per activation
 STEPS = pick(scale, smoke=6000, full=60000)  # step budget per run (cube needs the most)
 MIN_EIG_K = 5e-2  # our choice: reject data draws with λ_min(XXᵀ) below this (the flow is very slow there)
-
-
-def conditioned_data(n, d):
-    """Paper-1 data (uniform on [0, 1]); draws with λ_min(XXᵀ) < MIN_EIG_K are rejected (our choice)."""
-    while True:
-        X, y = twolayer.uniform_data(n, d, gen)
-        if float(torch.linalg.eigvalsh(X @ X.T)[0]) >= MIN_EIG_K:
-            return X, y
-
-
 print(f"scale = {scale}: n = {n}, d = {d}, m = {m}; {INITS} starts per activation, at most {STEPS} steps each")
 
 # %% [markdown]
@@ -103,7 +93,7 @@ print(f"scale = {scale}: n = {n}, d = {d}, m = {m}; {INITS} starts per activatio
 # ## Descent from random points of $\mathcal{M}$
 
 # %%
-X, y = conditioned_data(n, d)
+X, y = twolayer.conditioned_uniform_data(n, d, gen, MIN_EIG_K)
 lam_K = torch.linalg.eigvalsh(X @ X.T)
 print("λ(XXᵀ) of this draw:", np.round(lam_K.numpy(), 3))
 runs = {}  # activation -> list of (max |z - z*|, (F - F*)/F*, σ2/σ1, converged, min |z|, trajectory)

@@ -87,19 +87,12 @@ print(f"scale = {scale}: {RUNS} runs and {RANDOM} random points per activation")
 # ## Along descent runs and at random points
 
 # %%
-def conditioned_data():
-    while True:
-        X, y = twolayer.uniform_data(n, d, gen)
-        if float(torch.linalg.eigvalsh(X @ X.T)[0]) >= MIN_EIG_K:
-            return X, y
-
-
 points = {act: [] for act in ACTIVATIONS}  # act -> list of (‖grad‖, λ_min, source)
 lam_K = []
 for act in ACTIVATIONS:
     for r in range(RUNS):
-        X, y = conditioned_data()
-        lam_K.append(float(torch.linalg.eigvalsh(X @ X.T)[0]))
+        X, y = twolayer.conditioned_uniform_data(n, d, gen, MIN_EIG_K)
+        lam_K.append(twolayer.gram_min_eig(X))
         for _ in range(RANDOM // RUNS):
             std = 10 ** (0.8 * torch.rand(1, generator=gen).item() - 0.5) / d**0.5  # 0.3 to 2 times 1/√d
             th = manifold.random_point(X, y, act, m, gen, init_std=std)

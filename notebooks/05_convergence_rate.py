@@ -126,11 +126,8 @@ def run(X, y, theta0):
 results = []  # (λ_min(XXᵀ), d, run tuple)
 for draw in range(DRAWS):
     for dd in [d, 5]:  # d = n (Figure 1) and d > n (an orthogonal part exists)
-        while True:
-            X, y = twolayer.uniform_data(n, dd, gen)
-            if float(torch.linalg.eigvalsh(X @ X.T)[0]) >= MIN_EIG_K:
-                break
-        lk = float(torch.linalg.eigvalsh(X @ X.T)[0])
+        X, y = twolayer.conditioned_uniform_data(n, dd, gen, MIN_EIG_K)
+        lk = twolayer.gram_min_eig(X)
         results += [(lk, dd, run(X, y, manifold.random_point(X, y, act, m, gen))) for _ in range(INITS)]
 print("λ_min(XXᵀ) of the draws:", sorted({round(r[0], 4) for r in results}))
 ratios = np.array([r[2][4] / (2 * r[2][3]) for r in results])

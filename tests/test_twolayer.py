@@ -71,3 +71,18 @@ def test_shape_errors(gen):
         twolayer.forward(torch.zeros(5, 4), X, "sinh", torch.ones(4))
     with pytest.raises(ValueError, match="unknown activation"):
         twolayer.forward(torch.zeros(5, 4), X, "relu")
+
+
+def test_conditioned_data_rejects_ill_conditioned_draws():
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    X, y = twolayer.conditioned_uniform_data(3, 3, g1, min_eig=0.05)
+    assert twolayer.gram_min_eig(X) >= 0.05
+    while True:  # the same stream, by hand: the first draw that passes
+        X2, y2 = twolayer.uniform_data(3, 3, g2)
+        if float(torch.linalg.eigvalsh(X2 @ X2.T)[0]) >= 0.05:
+            break
+    assert torch.equal(X, X2) and torch.equal(y, y2)
+    with pytest.raises(ValueError, match="singular"):
+        twolayer.conditioned_uniform_data(5, 3, g1, min_eig=0.01)
+    with pytest.raises(RuntimeError, match="lower min_eig"):
+        twolayer.conditioned_uniform_data(3, 3, g1, min_eig=10.0, max_tries=20)

@@ -36,6 +36,24 @@ def uniform_data(n: int, d: int, generator: torch.Generator, dtype=torch.float64
     return X, y
 
 
+def gram_min_eig(X: torch.Tensor) -> float:
+    """λ_min(XXᵀ): how far the data are from linear dependence; it sets the convergence rate on M (SPEC §A.8)."""
+    return float(torch.linalg.eigvalsh(X @ X.T)[0])
+
+
+def conditioned_uniform_data(n: int, d: int, generator: torch.Generator, min_eig: float, dtype=torch.float64,
+                             max_tries: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`uniform_data`, redrawn until λ_min(XXᵀ) ≥ ``min_eig`` (our choice, SPEC §A.8: near-singular draws make
+    the flow and label-noise SGD very slow). Chapters that use it report λ_min(XXᵀ) of every draw."""
+    if n > d and min_eig > 0:
+        raise ValueError(f"n = {n} > d = {d}: XXᵀ is singular, so no draw has λ_min(XXᵀ) ≥ {min_eig}; pass min_eig=0")
+    for _ in range(max_tries):
+        X, y = uniform_data(n, d, generator, dtype)
+        if gram_min_eig(X) >= min_eig:
+            return X, y
+    raise RuntimeError(f"no data draw with λ_min(XXᵀ) ≥ {min_eig} in {max_tries} tries; lower min_eig")
+
+
 def preactivations(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Z = X θᵀ, z_ij = θ_jᵀ x_i (shape n × m)."""
     _check(theta, X)
