@@ -151,7 +151,8 @@ assert mc_ok
 # The authors' family ({doc}`10_coherence`) has $\lambda_1(H)=2$ for every $\sigma$, so the heat-map varies coherence at fixed
 # sharpness. All $H_i$ are diagonal, so $\mathcal{T}$ acts on each axis separately and $\rho(\mathcal{T})$ is the largest
 # per-axis multiplier $\mathbb{E}[(1-\eta\hat h_k)^2]$ (exact, our derivation, unit-tested against the dense operator).
-# The simulation runs every cell and repetition as one batched tensor computation.
+# The simulation runs every cell and repetition in one compiled kernel (numba; each step draws the minibatch by Floyd's
+# algorithm and touches only the axes in it, see `benchmarks/stability_heatmap.py`).
 
 # %%
 k, a, d, Bs, ss = simulate.authors_grid(N, SIGMAS, BATCHES)
@@ -186,6 +187,8 @@ gamma = np.array([as_growth(s, b) for b, s in zip(Bs.tolist(), ss.tolist())])
 typical_unstable = 2 * STEPS * gamma > np.log(1000 * d.numpy())
 agree_as = sim_stable == ~typical_unstable
 print(f"simulation = almost-sure heuristic on {agree_as.mean():.1%} of cells")
+print(f"all disagreements with the exact map have |rho - 1| < 0.02: "
+      f"{bool((np.abs(rho_cells.numpy() - 1) < 0.02)[~agree].all())} (true at smoke scale, not on the full grid)")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0), sharey=True)
@@ -230,7 +233,6 @@ dexter_inside = bool((~dexter_unstable | ~exact_stable).all())
 near = np.abs(rho_cells.numpy() - 1) < 0.02
 print(f"Dexter's unstable region is inside the exact one: {dexter_inside}")
 print(f"simulation agrees with rho(T) < 1 on >= 95% of cells: {agree.mean() >= 0.95}")
-print(f"all disagreements have |rho - 1| < 0.02: {bool(near[~agree].all())}")
 print(f"every disagreement is rho > 1 called stable (mean-square but not typical divergence): {bool((~exact_stable[~agree]).all())}")
 assert dexter_inside and agree.mean() >= 0.95 and bool((~exact_stable[~agree]).all())
 

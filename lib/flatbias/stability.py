@@ -335,14 +335,11 @@ def spectral_radius_rank_one(G: torch.Tensor, eta: float, B: int, c: float = 2.0
     return _radius(_operator(fam, eta, B, method, sampling, rho_over_alpha), algorithm)
 
 
-def spectral_radius_diagonal(D: torch.Tensor, eta, B, method: str = "sgd", sampling: str = "without_replacement",
-                             rho_over_alpha: float = 0.0) -> torch.Tensor:
-    """ρ(𝒯) for diagonal per-sample Hessians H_i = diag(D_i), batched: D (..., n, d), η and B broadcast to (...).
-
-    All K_i are diagonal, so 𝒯 maps E_kk to m_k E_kk with m_k = E[(1 − η k̂_k)²] = 1 − 2ηk̄_k + η²(a k̄_k² + c Σ_i
-    k_ik²), k_i = D_i ⊙ (1 + (ρ/α)h̄), and off-diagonal multipliers are E[(1−ηk̂_k)(1−ηk̂_l)] ≤ √(m_k m_l). Hence
-    ρ(𝒯) on range(H) = max over directions k with h̄_k > 0 of m_k (our derivation; exact, used for the heat-maps).
-    """
+def diagonal_multipliers(D: torch.Tensor, eta, B, method: str = "sgd", sampling: str = "without_replacement",
+                         rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """Per-axis mean-square multipliers m_k (..., d) for diagonal H_i = diag(D_i), batched: D (..., n, d), η and B
+    broadcast to (...). All K_i are diagonal, so 𝒯(E_kk) = m_k E_kk with m_k = E[(1 − η k̂_k)²] =
+    1 − 2ηk̄_k + η²(a k̄_k² + c Σ_i k_ik²), k_i = D_i ⊙ (1 + (ρ/α)h̄) (our derivation). Axes with h̄_k = 0 have m_k = 1."""
     r = _check_method(method, sampling, rho_over_alpha)
     D = torch.as_tensor(D, dtype=torch.float64)
     if D.ndim < 2 or bool((D < 0).any()) or not bool(torch.isfinite(D).all()):
@@ -363,8 +360,42 @@ def spectral_radius_diagonal(D: torch.Tensor, eta, B, method: str = "sgd", sampl
     K = D * (1 + r * hbar).unsqueeze(-2)
     kbar = K.mean(-2)
     e, a, c = eta[..., None], a[..., None], c[..., None]
-    m = 1 - 2 * e * kbar + e ** 2 * (a * kbar ** 2 + c * (K ** 2).sum(-2))
+    return 1 - 2 * e * kbar + e ** 2 * (a * kbar ** 2 + c * (K ** 2).sum(-2))
+
+
+def spectral_radius_diagonal(D: torch.Tensor, eta, B, method: str = "sgd", sampling: str = "without_replacement",
+                             rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """ρ(𝒯) for diagonal per-sample Hessians H_i = diag(D_i), batched: D (..., n, d), η and B broadcast to (...).
+
+    𝒯 maps E_kk to m_k E_kk (:func:`diagonal_multipliers`) and off-diagonal multipliers are
+    E[(1−ηk̂_k)(1−ηk̂_l)] ≤ √(m_k m_l). Hence ρ(𝒯) on range(H) = max over directions k with h̄_k > 0 of m_k
+    (our derivation; exact, used for the heat-maps).
+    """
+    m = diagonal_multipliers(D, eta, B, method, sampling, rho_over_alpha)
+    hbar = torch.as_tensor(D, dtype=torch.float64).mean(-2)
     return torch.where(hbar > 0, m, torch.full_like(m, -math.inf)).amax(-1)
+
+
+def critical_eta_diagonal(D: torch.Tensor, B, method: str = "sgd", sampling: str = "without_replacement",
+                          rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """The exact threshold η* for diagonal H_i = diag(D_i), batched (D (..., n, d), B broadcast to (...)): m_k(η) =
+    1 − 2ηk̄_k + η²q_k crosses 1 at η = 2k̄_k/q_k, so η* = min over axes with h̄_k > 0 (our derivation)."""
+    one = diagonal_multipliers(D, 1.0, B, method, sampling, rho_over_alpha)  # 1 − 2k̄ + q
+    two = diagonal_multipliers(D, 2.0, B, method, sampling, rho_over_alpha)  # 1 − 4k̄ + 4q
+    q = (two - 2 * one + 1) / 2
+    kbar = (1 + q - one) / 2
+    hbar = torch.as_tensor(D, dtype=torch.float64).mean(-2)
+    eta_k = torch.where(hbar > 0, 2 * kbar / q.clamp_min(1e-300), torch.full_like(q, math.inf))
+    return eta_k.amin(-1)
+
+
+def diagonal_noise_floor(D: torch.Tensor, eta, B, noise_std: float = 1.0, sampling: str = "without_replacement",
+                         ) -> torch.Tensor:
+    """tr W_∞ of random-perturbation SGD w_{t+1} = (I − ηĤ_t)(w_t + sξ_t) for diagonal H_i (SPEC §B.5, code form):
+    per axis v = m_k(v + s²), so tr W_∞ = Σ_k s² m_k/(1 − m_k); inf where some m_k ≥ 1 (no stationary moment)."""
+    m = diagonal_multipliers(D, eta, B, "sgd", sampling)
+    per_axis = torch.where(m < 1, noise_std ** 2 * m / (1 - m), torch.full_like(m, math.inf))
+    return per_axis.sum(-1)
 
 
 def critical_eta(H: torch.Tensor, B: int, method: str = "sgd", sampling: str = "without_replacement",
@@ -449,6 +480,25 @@ def second_moments(H: torch.Tensor, eta: float, B: int, W0: torch.Tensor, steps:
     return torch.tensor(out, dtype=torch.float64)
 
 
+def second_moment_growth(H: torch.Tensor, eta: float, B: int, W0: torch.Tensor, steps: int, method: str = "sgd",
+                         sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
+                         noise_std: float = 0.0) -> float:
+    """tr W_T / tr W_{T−1} (T = steps) for W_{t+1} = 𝒯(W_t) + s²𝒯(I), without overflow: W_t is carried as c_t V_t
+    with tr V_t = 1 (the forcing is divided by c_t). → ρ(𝒯) when ρ(𝒯) > 1; → 1 (s > 0) or → ρ(𝒯) (s = 0) when stable."""
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    op = mean_square_operator(H, eta, B, method, sampling, rho_over_alpha, restrict=False)
+    F = noise_std ** 2 * op.forcing_identity() if noise_std else None
+    V, log_c, factor = W0.to(torch.float64) / float(torch.trace(W0)), math.log(float(torch.trace(W0))), float("nan")
+    for _ in range(steps):
+        V = op(V) if F is None else op(V) + F * math.exp(-log_c)
+        factor = float(torch.trace(V))
+        if not (math.isfinite(factor) and factor > 0):
+            raise FloatingPointError(f"tr W_t is not a positive finite number ({factor})")
+        V, log_c = V / factor, log_c + math.log(factor)
+    return factor
+
+
 def stationary_second_moment(H: torch.Tensor, eta: float, B: int, noise_std: float = 1.0, method: str = "random",
                              sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
                              form: str = "code") -> torch.Tensor:
@@ -490,6 +540,6 @@ __all__ = [
     "dexter_condition", "dexter_eta", "family", "family_rank_one", "identical_threshold", "mean_square_operator",
     "orthogonal_threshold", "radius_arnoldi", "radius_dense", "radius_power", "sam_condition", "sam_eta",
     "radius_lanczos", "sampling_coefficients", "second_moments", "spectral_radius", "spectral_radius_diagonal",
-    "spectral_radius_rank_one", "symmetrized",
+    "spectral_radius_rank_one", "symmetrized", "diagonal_multipliers", "diagonal_noise_floor", "critical_eta_diagonal", "second_moment_growth",
     "stationary_second_moment",
 ]
