@@ -97,7 +97,9 @@ def random_family(n, d, k, tau, g):
     return A @ A.transpose(1, 2)
 
 
-rows = []  # (rho(T), late growth of E|w|^2 for SGD, same with noise, rho(T) of method="random")
+# method="random" shares SGD's operator by construction, so comparing spectral radii would prove nothing: the test is
+# the measured growth of the noisy second-moment recursion, with its forcing, against rho(T) of SGD.
+rows = []  # (rho(T), late growth of E|w|^2 for SGD, same with noise)
 for _ in range(FAMILIES):
     n, d = int(torch.randint(4, 13, (1,), generator=gen)), int(torch.randint(2, 6, (1,), generator=gen))
     H, B = random_family(n, d, d, 0.7, gen), int(torch.randint(1, n, (1,), generator=gen))
@@ -105,8 +107,7 @@ for _ in range(FAMILIES):
     eta = stability.critical_eta(H, B) * (0.5 + 0.4 * 2 * u if u < 0.5 else 1.1 + 0.9 * (2 * u - 1))
     W0 = torch.eye(d, dtype=torch.float64)
     g_sgd, g_rnd = (stability.second_moment_growth(H, eta, B, W0, 400, noise_std=s) for s in (0.0, S))
-    rows.append((stability.spectral_radius(H, eta, B), g_sgd, g_rnd,
-                 stability.spectral_radius(H, eta, B, method="random")))
+    rows.append((stability.spectral_radius(H, eta, B), g_sgd, g_rnd))
 F = np.array(rows)
 unst = F[:, 0] > 1
 print(f"{len(F)} families, {unst.sum()} unstable; max |growth - rho| (unstable): SGD {np.abs(F[unst, 1] - F[unst, 0]).max():.1e}, "
@@ -123,8 +124,7 @@ plateau = bool((np.abs(F[~unst, 2] - 1) < 1e-3).all() and (F[~unst, 1] < 1).all(
 print(f"both stable and unstable families present: {bool(unst.any() and (~unst).any())}")
 print(f"unstable: SGD and perturbed grow at rate rho(T) (rel. 1e-6): {same_rate}")
 print(f"stable: perturbed second moment plateaus, SGD's decays: {plateau}")
-print(f"rho of the perturbed operator = rho of SGD's on every family: {bool((F[:, 3] == F[:, 0]).all())}")
-assert unst.any() and (~unst).any() and same_rate and plateau and bool((F[:, 3] == F[:, 0]).all())
+assert unst.any() and (~unst).any() and same_rate and plateau
 
 # %% [markdown]
 # ## (iii) The noise floor, exact and simulated

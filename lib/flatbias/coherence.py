@@ -66,9 +66,8 @@ def coherence(H: torch.Tensor) -> tuple[float, torch.Tensor]:
     return float(torch.linalg.eigvalsh(S)[-1]) / top, S
 
 
-def coherence_from_gradients(G: torch.Tensor, c: float = 2.0) -> tuple[float, torch.Tensor]:
-    """(σ, S) for rank-one H_i = c g_i g_iᵀ from per-sample gradients G (n, p): S = c|G Gᵀ|,
-    σ = λ_1(|G Gᵀ|)/max_i ‖g_i‖² (SPEC §B.2). Never forms a p × p matrix."""
+def check_gradients(G: torch.Tensor, c: float = 2.0) -> torch.Tensor:
+    """Validate per-sample gradients G (n, p) of a rank-one family H_i = c g_i g_iᵀ; return G as float64."""
     if not isinstance(G, torch.Tensor):
         G = torch.as_tensor(G)
     if G.ndim != 2 or G.shape[0] < 1 or G.shape[1] < 1:
@@ -78,6 +77,13 @@ def coherence_from_gradients(G: torch.Tensor, c: float = 2.0) -> tuple[float, to
     G = G.to(torch.float64)
     if not bool(torch.isfinite(G).all()):
         raise ValueError("G contains NaN or inf entries")
+    return G
+
+
+def coherence_from_gradients(G: torch.Tensor, c: float = 2.0) -> tuple[float, torch.Tensor]:
+    """(σ, S) for rank-one H_i = c g_i g_iᵀ from per-sample gradients G (n, p): S = c|G Gᵀ|,
+    σ = λ_1(|G Gᵀ|)/max_i ‖g_i‖² (SPEC §B.2). Never forms a p × p matrix."""
+    G = check_gradients(G, c)
     gram = (G @ G.T).abs()
     top = float(gram.diagonal().max())
     if top <= 0:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .coherence import check_psd_family, coherence, coherence_from_gradients
+from .coherence import check_gradients, check_psd_family, coherence, coherence_from_gradients
 
 METHODS = ("sgd", "random", "sam")
 SAMPLINGS = ("without_replacement", "bernoulli")
@@ -132,15 +132,7 @@ def family(H: torch.Tensor, restrict: bool = True) -> Family:
 def family_rank_one(G: torch.Tensor, c: float = 2.0) -> Family:
     """H_i = c g_i g_iᵀ from per-sample gradients G (n, p), restricted to span{g_i} (dimension r ≤ n):
     U = G Q with Q an orthonormal basis of the span (from the SVD of G)."""
-    if not isinstance(G, torch.Tensor):
-        G = torch.as_tensor(G)
-    if G.ndim != 2 or G.shape[0] < 1:
-        raise ValueError(f"G must hold one per-sample gradient per row, shape (n, p), got {tuple(G.shape)}")
-    if not c > 0:
-        raise ValueError(f"c must be > 0 (H_i = c g_i g_iᵀ), got {c}")
-    G = G.to(torch.float64)
-    if not bool(torch.isfinite(G).all()):
-        raise ValueError("G contains NaN or inf entries")
+    G = check_gradients(G, c)
     # coordinates of g_i in an orthonormal basis of span{g_i}: left singular vectors times singular values
     Us, s, _ = torch.linalg.svd(G, full_matrices=False)
     keep = s > 1e-10 * max(float(s[0]), 1e-300)
