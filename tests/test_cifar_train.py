@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from flatbias import cifar, cifar_train as ct, records
+from conftest import tiny_cifar
+from flatbias import cifar_train as ct, records
 
 
 def _data(n_per_class=2, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(10), n_per_class).astype(np.int64)
-    x = rng.integers(0, 256, (len(y), 32, 32, 3), dtype=np.uint8)
-    x[..., 0] = np.clip(x[..., 0].astype(int) // 2 + 12 * y[:, None, None], 0, 255)  # a little class signal
-    return cifar.Cifar10(x, y, x[::2].copy(), y[::2].copy(), layout="synthetic", source="test")
+    return tiny_cifar(n_per_class, seed)
 
 
 def _cfg(**kw):
@@ -92,18 +89,90 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
         ct.train(_cfg(lr=1e8, epochs=1, milestones=(5,)), _data(), out_dir=None, progress=False)
 
 
-def test_cli_small_run(tmp_path):
-    root = tmp_path / "imgs"
-    from PIL import Image
-
-    data = _data()
-    for split, xs, ys in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        for i, (x, y) in enumerate(zip(xs, ys)):
-            f = root / split / cifar.CLASSES[y] / f"{i:04d}.png"
-            f.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x).save(f)
-    rc = ct.main(["--optimizer", "sgd", "--epochs", "1", "--width", "2", "--batch-size", "10", "--coherence-per-class", "1", "--data", str(root),
-                  "--out", str(tmp_path / "out")])
+def test_cli_small_run(tmp_path, tiny_cifar_folder):
+    root = tiny_cifar_folder
+    rc = ct.main(["--optimizer", "sgd", "--epochs", "1", "--width", "2", "--batch-size", "10", "--coherence-per-class",
+                  "1", "--data", str(root), "--out", str(tmp_path / "out")])
     assert rc == 0
     rec = json.loads((tmp_path / "out" / "sgd_imagenet_w2_seed0_1ep.json").read_text())
     assert rec["settings"]["data"]["layout"] == "image-folder" and rec["settings"]["data"]["source"] == str(root)
+    assert rec["settings"]["protocol"] == "custom"
+
+
+def test_protocols_and_scales():
+    assert ct.TrainConfig().protocol == "full" and ct.TrainConfig(optimizer="sam", rho=0.2, seed=3).scale == "full"
+    reduced = ct.TrainConfig(epochs=30, milestones=(15, 23))
+    assert reduced.protocol == "reduced" and reduced.scale == "reduced"
+    for changed in (dict(lr=0.05), dict(width=32), dict(stem="cifar"), dict(epochs=30), dict(batch_size=256)):
+        cfg = ct.TrainConfig(**changed)  # anything else than the authors' settings is not "full"
+        assert cfg.protocol == "custom" and cfg.scale == "reduced", changed
+    assert ct.TrainConfig(subset=100).scale == "smoke" and ct.TrainConfig(test_subset=100).scale == "smoke"
+    args = ct.parser().parse_args(["--protocol", "reduced", "--optimizer", "sam", "--rho", "0.1"])
+    assert ct.config_from_args(args).protocol == "reduced"
+    assert ct.config_from_args(ct.parser().parse_args(["--epochs", "7"])).milestones == (100, 150)
+    with pytest.raises(ValueError, match="compile"):
+        ct.TrainConfig(compile="fastest")
+
+
+def _update(cfg, data, **kw):
+    """(first-batch loss, flat parameter change) of one training step from the seeded initial model."""
+    w0 = ct.build(ct.resolve(cfg, torch.device("cpu")), torch.device("cpu"))[0].state_dict()
+    res = ct.train(cfg, data, out_dir=None, progress=False, max_steps=1, **kw)
+    w1 = res["model"].state_dict()
+    keys = [k for k in w0 if w0[k].is_floating_point() and "running" not in k]
+    return res, torch.cat([(w1[k] - w0[k]).flatten().double() for k in keys])
+
+
+def test_fast_path_on_the_cpu_bf16_and_channels_last():
+    """The CUDA path's bf16 autocast and channels_last, run on the CPU: the same SGD step up to precision.
+    (SAM in bf16 is another matter: tests/test_precision.py.)"""
+    data = _data(4)
+    out = {}
+    for name, kw in {"fp32": dict(precision="fp32", channels_last=False), "cl": dict(precision="fp32", channels_last=True),
+                     "bf16": dict(precision="bf16", channels_last=True)}.items():
+        res, delta = _update(_cfg(optimizer="sgd", epochs=1, width=16, batch_size=40, **kw), data)
+        assert res["config"]["precision"] == kw["precision"] and res["config"]["channels_last"] == kw["channels_last"]
+        out[name] = (res["history"][0]["train_loss"], delta)
+    (l32, d32), (lcl, dcl), (l16, d16) = out["fp32"], out["cl"], out["bf16"]
+    assert lcl == pytest.approx(l32, rel=1e-5)  # memory layout only
+    torch.testing.assert_close(dcl, d32, rtol=1e-3, atol=1e-6)
+    # bf16 keeps ~3 significant digits through 18 layers: the loss to 2 %, the step's direction clearly the same
+    assert l16 == pytest.approx(l32, rel=2e-2) and l16 != l32
+    assert torch.nn.functional.cosine_similarity(d16, d32, dim=0) > 0.8
+    assert ct.resolve(ct.TrainConfig(), torch.device("cpu")).channels_last is False
+    assert ct.resolve(ct.TrainConfig(), torch.device("cuda")).channels_last is True
+
+
+def test_compiled_step_matches_eager():
+    """torch.compile (inductor, here on the CPU) computes the same SGD and SAM steps up to float reassociation."""
+    pytest.importorskip("torch._inductor")
+    data = _data()
+    for opt in ("sgd", "sam"):
+        (eager, d_eager), (comp, d_comp) = (_update(_cfg(optimizer=opt, rho=0.1, epochs=1, compile=c), data)
+                                            for c in (None, "default"))
+        assert comp["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-5)
+        assert (d_comp - d_eager).norm() < 1e-4 * d_eager.norm(), opt
+
+
+def test_time_limit_checkpoints_stops_and_resumes_exactly(tmp_path):
+    data = _data()
+    full = ct.train(_cfg(epochs=3, milestones=(2,)), data, out_dir=None, checkpoint_dir=tmp_path / "a", progress=False)
+    part = ct.train(_cfg(epochs=3, milestones=(2,), checkpoint_every=5), data, out_dir=tmp_path / "b", progress=False,
+                    stop_after_s=0.0)  # out of time after the first epoch: checkpoint although not due, no record
+    assert not part["complete"] and [r["epoch"] for r in part["history"]] == [1] and part["record_path"] is None
+    assert not list((tmp_path / "b").glob("*.json")) and (tmp_path / "b" / "checkpoints").is_dir()
+    done = ct.train(_cfg(epochs=3, milestones=(2,), checkpoint_every=5), data, out_dir=tmp_path / "b", progress=False)
+    assert done["complete"] and done["record_path"] is not None
+    for (k, u), v in zip(full["model"].state_dict().items(), done["model"].state_dict().values()):
+        assert torch.equal(u, v), k
+    with pytest.raises(ValueError, match="checkpoint folder"):
+        ct.train(_cfg(), data, out_dir=None, progress=False, stop_after_s=10.0)
+
+
+def test_cli_time_limit_exit_code(tmp_path, tiny_cifar_folder, capsys):
+    argv = ["--epochs", "2", "--width", "2", "--batch-size", "10", "--coherence-per-class", "1",
+            "--data", str(tiny_cifar_folder), "--out", str(tmp_path / "out"), "--time-limit", "0"]
+    assert ct.main(argv) == ct.EXIT_INCOMPLETE
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert ct.main(argv[:-2]) == 0 and (tmp_path / "out" / "sgd_imagenet_w2_seed0_2ep.json").is_file()
+    assert ct.main(["--epochs", "0", "--data", str(tiny_cifar_folder)]) == 2  # bad settings: a clear error

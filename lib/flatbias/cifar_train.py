@@ -6,8 +6,10 @@ momentum 0.9, weight decay 5e-4, batch 128 (shuffled, last partial batch kept), 
 std (0.2023, 0.1994, 0.2010). SAM: ρ ∈ {0.05, 0.1, 0.2}, see :mod:`flatbias.sam`.
 
 Fast path: the whole data set lives on the device as uint8; shuffling, crop and flip run on the device in one
-gather per batch; bf16 autocast on CUDA; channels_last; the step never synchronises with the host (losses and
-counts accumulate in device tensors, read once per epoch); ``torch.compile`` on request.
+gather per batch; channels_last on CUDA; the step never synchronises with the host (losses and counts accumulate
+in device tensors, read once per epoch); ``torch.compile`` (optionally with CUDA graphs) on request. Precision is
+float32 with TF32 off by default, because bf16 (and partly TF32) weights round SAM's ascent away in most layers
+(:mod:`flatbias.precision` measures it); ``precision="bf16"`` gives bf16 autocast.
 
 Per epoch (``metrics_every``): test accuracy; feature rank at 90/95/99/99.9 % of the 512-d penultimate features
 over the **un-augmented** training set (our choice; the authors' code uses augmented inputs); the coherence proxy
@@ -36,13 +38,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import cifar, feature_rank, grad_coherence, records, resnet
+from . import cifar, feature_rank, grad_coherence, precision, records, resnet
 from .sam import SAM, disable_running_stats, enable_running_stats
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
 DIVERGED_LOSS = 1e3  # a mean training loss above this (CE at chance is ln 10 ≈ 2.3) counts as diverged
 OPTIMIZERS = ("sgd", "sam")
+EXIT_INCOMPLETE = 3  # CLI exit code: stopped at the time limit, resumable
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,9 +74,9 @@ class TrainConfig:
     final_coherence_per_class: tuple[int, ...] = ()  # measured at the last epoch only, e.g. (100,) = 1000 images
     thresholds: tuple[float, ...] = feature_rank.THRESHOLDS
     eval_batch: int = 500
-    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    precision: str = "fp32"  # "fp32" (TF32 off), "tf32" or "bf16" autocast; see flatbias.precision for why fp32
     channels_last: bool | None = None  # None: on CUDA only (it slows the CPU down for this model)
-    compile: bool = False
+    compile: str | None = None  # None: eager; else a torch.compile mode ("default", "reduce-overhead" = CUDA graphs)
     checkpoint_every: int = 5
     metrics_at_start: bool = False  # also measure the initial model (an "epoch 0" row)
 
@@ -87,6 +91,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive multiple of 10 (equal images per class), got {v}")
         if self.epochs < 1 or self.batch_size < 1 or self.metrics_every < 1 or self.checkpoint_every < 1:
             raise ValueError("epochs, batch_size, metrics_every and checkpoint_every must be >= 1")
+        if self.precision not in precision.PRECISIONS:
+            raise ValueError(f"precision must be one of {precision.PRECISIONS}, got {self.precision!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be None or a torch.compile mode {COMPILE_MODES[1:]}, got {self.compile!r}")
         self.milestones = tuple(int(m) for m in self.milestones)
         self.coherence_per_class = tuple(int(k) for k in self.coherence_per_class)
         self.final_coherence_per_class = tuple(int(k) for k in self.final_coherence_per_class)
@@ -105,9 +113,20 @@ class TrainConfig:
         return f"{opt}_{self.stem}{width}_seed{self.seed}{sub}"
 
     @property
+    def protocol(self) -> str:
+        """'full' (the authors' protocol), 'reduced' (the spec's reduced one, :data:`REDUCED`) or 'custom'.
+
+        Only the settings that define the experiment count (not the optimizer, ρ, seed, precision or compile)."""
+        mine = {k: getattr(self, k) for k in PROTOCOL_KEYS}
+        for name, ref in (("full", {}), ("reduced", REDUCED)):
+            if mine == {k: ref.get(k, getattr(_DEFAULTS, k)) for k in PROTOCOL_KEYS}:
+                return name
+        return "custom"
+
+    @property
     def scale(self) -> str:
-        full = self.subset is None and self.test_subset is None and self.epochs == 200 and self.stem == "imagenet"
-        return "full" if full else ("reduced" if self.subset is None else "smoke")
+        """The record's scale: 'full' for the authors' protocol, 'smoke' on a subset, 'reduced' otherwise."""
+        return "full" if self.protocol == "full" else ("smoke" if self.subset or self.test_subset else "reduced")
 
     def resume_key(self) -> dict:
         """The settings a checkpoint must share to be resumed (everything that changes the trajectory)."""
@@ -116,6 +135,12 @@ class TrainConfig:
                   "metrics_at_start", "final_coherence_per_class"):
             d.pop(k)
         return json.loads(json.dumps(d))
+
+
+_DEFAULTS = TrainConfig()  # the authors' protocol (spec B.9)
+PROTOCOL_KEYS = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "milestones", "gamma", "stem", "width",
+                 "subset", "test_subset")
+REDUCED = {"epochs": 30, "milestones": (15, 23)}  # the spec's reduced protocol (B.9, our choice): 1 seed suffices
 
 
 # --- data on the device --------------------------------------------------------------------------
@@ -168,6 +193,18 @@ def resolve(cfg: TrainConfig, device: torch.device) -> TrainConfig:
     return cfg
 
 
+def autocast(x: torch.Tensor, cfg: TrainConfig):
+    """bf16 autocast on ``x``'s device when ``cfg.precision`` is 'bf16'."""
+    return precision.autocast(x.device.type, cfg.precision)
+
+
+def compiled(model, cfg: TrainConfig):
+    """The callable that the training step uses: the model itself, or ``torch.compile(model)``."""
+    if not cfg.compile:
+        return model
+    return torch.compile(model, mode=None if cfg.compile == "default" else cfg.compile)
+
+
 def build(cfg: TrainConfig, device: torch.device):
     torch.manual_seed(cfg.seed)
     model = resnet.resnet18(num_classes=10, stem=cfg.stem, width=cfg.width).to(device)
@@ -184,8 +221,8 @@ def build(cfg: TrainConfig, device: torch.device):
     return model, opt, sched
 
 
-def _loss(fwd, x, y, amp: bool):
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp and x.device.type == "cuda"):
+def _loss(fwd, x, y, cfg: TrainConfig):
+    with autocast(x, cfg):
         logits = fwd(x)
     return F.cross_entropy(logits.float(), y), logits
 
@@ -193,17 +230,17 @@ def _loss(fwd, x, y, amp: bool):
 def train_step(model, fwd, opt, x, y, cfg: TrainConfig):
     """One SGD or SAM step; returns (summed loss, correct count) as device tensors (no host sync)."""
     if cfg.optimizer == "sgd":
-        loss, logits = _loss(fwd, x, y, cfg.amp)
+        loss, logits = _loss(fwd, x, y, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     else:
         enable_running_stats(model)
-        loss, logits = _loss(fwd, x, y, cfg.amp)
+        loss, logits = _loss(fwd, x, y, cfg)
         loss.backward()
         opt.first_step(zero_grad=True)
         disable_running_stats(model)
-        _loss(fwd, x, y, cfg.amp)[0].backward()
+        _loss(fwd, x, y, cfg)[0].backward()
         opt.second_step(zero_grad=True)
         enable_running_stats(model)
     return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
@@ -217,7 +254,7 @@ def accuracy(model, x_u8: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> fl
     correct = torch.zeros((), device=y.device, dtype=torch.long)
     for i in range(0, len(y), cfg.eval_batch):
         xb = to_input(x_u8[i:i + cfg.eval_batch], cfg.channels_last)
-        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=cfg.amp and xb.device.type == "cuda"):
+        with autocast(xb, cfg):
             correct += (model(xb).argmax(1) == y[i:i + cfg.eval_batch]).sum()
     return float(correct) / len(y)
 
@@ -254,7 +291,7 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     if state.get("resume_key") != cfg.resume_key():
         raise ValueError(f"checkpoint {path} was written with different settings; delete it or pass resume=False "
                          f"(checkpoint: {state.get('resume_key')}, now: {cfg.resume_key()})")
@@ -265,12 +302,23 @@ def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
 
 def train(cfg: TrainConfig, data: cifar.Cifar10 | None = None, *, device: str | None = None,
           out_dir: str | os.PathLike | None = "results/cifar10", checkpoint_dir: str | os.PathLike | None = None,
-          resume: bool = True, progress: bool | None = None, max_steps: int | None = None) -> dict:
-    """Run the protocol; return ``{"config", "data", "history", "record_path", ...}``.
+          resume: bool = True, progress: bool | None = None, max_steps: int | None = None,
+          stop_after_s: float | None = None) -> dict:
+    """Run the protocol; return ``{"config", "data", "history", "record_path", "complete", ...}``.
 
     ``out_dir=None`` writes no record; ``checkpoint_dir=None`` puts checkpoints in ``out_dir/checkpoints``
     (no checkpoints when both are None). ``max_steps`` stops after that many steps (tests).
+    ``stop_after_s``: start no epoch that would, at the pace of the slowest so far, end later than this many
+    seconds after the call began; checkpoint and return with ``complete=False`` and no record (the same call
+    resumes). For machines lent for a limited time.
     """
+    with precision.matmul_precision(cfg.precision):  # TF32 switches set for this run, restored afterwards
+        return _train(cfg, data, device=device, out_dir=out_dir, checkpoint_dir=checkpoint_dir, resume=resume,
+                      progress=progress, max_steps=max_steps, stop_after_s=stop_after_s)
+
+
+def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, checkpoint_dir, resume, progress,
+           max_steps, stop_after_s) -> dict:
     from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
     from .repro import device as pick_device
@@ -281,10 +329,19 @@ def train(cfg: TrainConfig, data: cifar.Cifar10 | None = None, *, device: str | 
     arrays = select(data, cfg)
     dev_data = {k: torch.as_tensor(v, device=dev) for k, v in arrays.items()}  # uint8 images stay uint8
     model, opt, sched = build(cfg, dev)
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = compiled(model, cfg)
     if checkpoint_dir is None and out_dir is not None:
         checkpoint_dir = Path(out_dir) / "checkpoints"
     ckpt = Path(checkpoint_dir) / f"{cfg.run_id}.pt" if checkpoint_dir else None
+    if stop_after_s is not None and ckpt is None:
+        raise ValueError("stop_after_s needs a checkpoint folder to resume from (out_dir or checkpoint_dir)")
+    t_call, slowest, complete = time.perf_counter(), 0.0, True
+
+    def save(epoch_done: int) -> None:
+        _save_checkpoint(ckpt, {"resume_key": cfg.resume_key(), "epoch": epoch_done, "model": model.state_dict(),
+                                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                "history": history, "elapsed_s": elapsed})
+
     history, start, elapsed = [], 0, 0.0
     if resume and ckpt is not None and (state := _load_checkpoint(ckpt, cfg)) is not None:
         model.load_state_dict(state["model"])
@@ -337,22 +394,27 @@ def train(cfg: TrainConfig, data: cifar.Cifar10 | None = None, *, device: str | 
         row["metric_time_s"] = time.perf_counter() - t1
         history.append(row)
         elapsed += time.perf_counter() - t0
+        slowest = max(slowest, time.perf_counter() - t0)
         post = {"loss": f"{train_loss:.3f}", "test": f"{row['test_acc']:.3f}", "s/ep": f"{row['epoch_time_s']:.1f}"}
         if "rank" in row:
             post["rank99.9"] = row["rank"].get("0.999")
         bar.set_postfix(post)
-        if ckpt is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs):
-            _save_checkpoint(ckpt, {"resume_key": cfg.resume_key(), "epoch": epoch + 1, "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                    "history": history, "elapsed_s": elapsed})
+        out_of_time = (stop_after_s is not None and epoch + 1 < cfg.epochs
+                       and time.perf_counter() - t_call + slowest > stop_after_s)
+        if ckpt is not None and ((epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or out_of_time):
+            save(epoch + 1)
+        if out_of_time:
+            complete = False
+            break
         if max_steps is not None and steps >= max_steps:
             break
     bar.close()
     result = {"config": dataclasses.asdict(cfg), "data": data.info, "history": history, "model": model,
-              "device": str(dev), "wall_time_s": elapsed, "record_path": None}
-    if out_dir is not None:
-        settings = {**dataclasses.asdict(cfg), "data": data.info, "device": str(dev),
-                    "protocol": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)"}
+              "device": str(dev), "wall_time_s": elapsed, "record_path": None, "complete": complete,
+              "checkpoint": None if ckpt is None else str(ckpt)}
+    if out_dir is not None and complete:
+        settings = {**dataclasses.asdict(cfg), "data": data.info, "device": str(dev), "protocol": cfg.protocol,
+                    "protocol_note": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)"}
         last = history[-1] if history else {}
         summary = {k: last.get(k) for k in ("test_acc", "rank", "coherence_100", "coherence_1000")}
         result["record_path"] = records.write_record(
@@ -369,27 +431,31 @@ def label(settings: dict) -> str:
     return "SGD" if settings["optimizer"] == "sgd" else f"SAM ρ={settings['rho']:g}"
 
 
-def load_runs(folder: str | os.PathLike, scale: str = "full") -> dict[str, list[dict]]:
-    """Records of this protocol under ``folder`` at ``scale``, grouped by optimizer label (one per seed)."""
+def load_runs(folder: str | os.PathLike, protocol: str = "full") -> dict[str, list[dict]]:
+    """Training records under ``folder`` of ``protocol`` ('full', 'reduced'; see :attr:`TrainConfig.protocol`),
+    grouped by optimizer label (one record per seed)."""
     runs: dict[str, list[dict]] = {}
     for path in records.find_records(folder):
         rec = records.read_record(path)
-        if rec["name"].startswith("cifar10/") and rec["scale"] == scale:
+        if rec["name"].startswith("cifar10/") and rec["settings"].get("protocol") == protocol:
             rec["path"] = str(path)
             runs.setdefault(label(rec["settings"]), []).append(rec)
     return dict(sorted(runs.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else len(ORDER), kv[0])))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m flatbias.cifar_train`` (also parsed by :mod:`flatbias.cifar_sweep`)."""
     p = argparse.ArgumentParser(prog="python -m flatbias.cifar_train", description=__doc__.split("\n\n")[0])
     d = TrainConfig()
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--rho", type=float, default=d.rho)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--protocol", choices=("full", "reduced"), default="full",
+                   help="full: the authors' 200 epochs, milestones 100 150; reduced: 30 epochs, milestones 15 23")
+    p.add_argument("--epochs", type=int, default=None, help="overrides the protocol's")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--milestones", type=int, nargs="*", default=list(d.milestones))
+    p.add_argument("--milestones", type=int, nargs="*", default=None, help="overrides the protocol's")
     p.add_argument("--stem", choices=resnet.STEMS, default=d.stem)
     p.add_argument("--width", type=int, default=d.width, help="channel width (64 = ResNet-18; smaller for CPU tests)")
     p.add_argument("--subset", type=int, default=None, help="train on this many images (first n/10 per class)")
@@ -399,27 +465,52 @@ def main(argv: list[str] | None = None) -> int:
                    help="images per class for the coherence proxy (10: 100 images; add 100 for the authors' 1000)")
     p.add_argument("--coherence-1000", action="store_true",
                    help="also the authors' 1000-image proxy (100 per class), at the last epoch")
-    p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--precision", choices=precision.PRECISIONS, default=d.precision,
+                   help="fp32 (TF32 off; default), tf32, or bf16 autocast: see flatbias.precision")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES[1:],
+                   help="torch.compile the model (optionally with a mode: reduce-overhead = CUDA graphs)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--data", default=None, help=f"CIFAR-10 location (default: ${cifar.ENV_DATA} or the search order)")
     p.add_argument("--download", action="store_true", help="download the official archive if none is found")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=str(records.repo_root() / "results" / "cifar10"))
     p.add_argument("--no-resume", action="store_true")
-    a = p.parse_args(argv)
-    cfg = TrainConfig(optimizer=a.optimizer, rho=a.rho, seed=a.seed, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                      milestones=tuple(a.milestones), stem=a.stem, width=a.width, subset=a.subset, test_subset=a.test_subset,
-                      metrics_every=a.metrics_every, coherence_per_class=tuple(a.coherence_per_class),
-                      final_coherence_per_class=(100,) if a.coherence_1000 else (),
-                      amp=not a.no_amp, compile=a.compile, checkpoint_every=a.checkpoint_every)
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="checkpoint and stop (exit code 3) before this many seconds have passed; rerun to resume")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed command-line arguments."""
+    d = TrainConfig()
+    proto = {"epochs": d.epochs, "milestones": d.milestones, **(REDUCED if a.protocol == "reduced" else {})}
+    return TrainConfig(
+        optimizer=a.optimizer, rho=a.rho, seed=a.seed, epochs=proto["epochs"] if a.epochs is None else a.epochs, lr=a.lr,
+        batch_size=a.batch_size, milestones=tuple(proto["milestones"] if a.milestones is None else a.milestones),
+        stem=a.stem, width=a.width, subset=a.subset, test_subset=a.test_subset, metrics_every=a.metrics_every,
+        coherence_per_class=tuple(a.coherence_per_class), final_coherence_per_class=(100,) if a.coherence_1000 else (),
+        precision=a.precision, compile=a.compile, checkpoint_every=a.checkpoint_every)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        cfg = config_from_args(a)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data = cifar.load(a.data, download_if_missing=a.download)
     print(f"data: {data.layout} layout from {data.source}", file=sys.stderr)
     try:
-        res = train(cfg, data, device=a.device, out_dir=a.out, resume=not a.no_resume)
+        res = train(cfg, data, device=a.device, out_dir=a.out, resume=not a.no_resume, stop_after_s=a.time_limit,
+                    progress=True)  # a bar line per epoch, also in a log file
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not res["complete"]:
+        print(f"stopped at epoch {res['history'][-1]['epoch']}/{cfg.epochs} (time limit {a.time_limit:g} s); "
+              f"checkpoint {res['checkpoint']}: run the same command again to resume", file=sys.stderr)
+        return EXIT_INCOMPLETE
     print(f"record: {res['record_path']}", file=sys.stderr)
     return 0
 
