@@ -423,26 +423,6 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
     return result
 
 
-ORDER = ("SGD", "SAM ρ=0.05", "SAM ρ=0.1", "SAM ρ=0.2")  # the paper's table
-
-
-def label(settings: dict) -> str:
-    """'SGD' or 'SAM ρ=0.1' for a record's settings."""
-    return "SGD" if settings["optimizer"] == "sgd" else f"SAM ρ={settings['rho']:g}"
-
-
-def load_runs(folder: str | os.PathLike, protocol: str = "full") -> dict[str, list[dict]]:
-    """Training records under ``folder`` of ``protocol`` ('full', 'reduced'; see :attr:`TrainConfig.protocol`),
-    grouped by optimizer label (one record per seed)."""
-    runs: dict[str, list[dict]] = {}
-    for path in records.find_records(folder):
-        rec = records.read_record(path)
-        if rec["name"].startswith("cifar10/") and rec["settings"].get("protocol") == protocol:
-            rec["path"] = str(path)
-            runs.setdefault(label(rec["settings"]), []).append(rec)
-    return dict(sorted(runs.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else len(ORDER), kv[0])))
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m flatbias.cifar_train`` (also parsed by :mod:`flatbias.cifar_sweep`)."""
     p = argparse.ArgumentParser(prog="python -m flatbias.cifar_train", description=__doc__.split("\n\n")[0])

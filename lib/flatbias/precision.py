@@ -83,7 +83,8 @@ def ascent_gradient_fidelity(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         g2 = _grad(model, {k: w[k] + rho * g[k] / (norm + 1e-12) for k in w}, x, y, b)
         return _flat(g), _flat(g2)
 
-    (g, g2), (gq, g2q) = sam(None), sam(bits)
+    with matmul_precision("fp32"):  # the reference must be exact float32 on a GPU too (no TF32 convolutions)
+        (g, g2), (gq, g2q) = sam(None), sam(bits)
     cos = lambda a, b: float(F.cosine_similarity(a.double(), b.double(), dim=0))
     return {"gradient": cos(gq, g), "sam_gradient": cos(g2q, g2), "sam_correction": cos(g2q - gq, g2 - g)}
 
@@ -93,7 +94,8 @@ def perturbation_below_resolution(model: nn.Module, x: torch.Tensor, y: torch.Te
     """Share of the weights with a non-zero SAM perturbation e_k smaller than half a unit in the last place of
     w_k at ``bits`` mantissa bits (those that rounding to that format moves by 0 or by a whole unit instead)."""
     w = {k: v.detach() for k, v in model.named_parameters()}
-    g = _flat(_grad(model, w, x, y, None))
+    with matmul_precision("fp32"):
+        g = _flat(_grad(model, w, x, y, None))
     e, wf = (rho * g / (g.norm() + 1e-12)).abs(), _flat(w).abs()
     half_ulp = torch.ldexp(torch.ones_like(wf), torch.frexp(wf)[1] - bits - 2)  # 2^(exponent - bits - 1) / 2
     moved = e > 0

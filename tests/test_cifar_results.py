@@ -1,0 +1,56 @@
+"""Reading training records back: grouping, the summary next to the paper's table, the curves (on real records of
+tiny runs, so the chapter's full-scale branch runs on the format that train() writes)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import tiny_cifar  # noqa: E402
+from flatbias import cifar_results as cr  # noqa: E402
+from flatbias import cifar_train as ct  # noqa: E402
+from flatbias import records  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def record_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("records")
+    data = tiny_cifar()
+    base = dict(epochs=2, width=2, batch_size=10, coherence_per_class=(1,), eval_batch=20, milestones=(1,),
+                final_coherence_per_class=(2,))
+    for kw in (dict(optimizer="sgd", seed=0), dict(optimizer="sgd", seed=1), dict(optimizer="sam", rho=0.2, seed=0)):
+        ct.train(ct.TrainConfig(**base, **kw), data, out_dir=out, progress=False)
+    records.write_record(out / "bench.json", "cifar10_step_benchmark", "smoke", {}, {})  # not a training record
+    return out
+
+
+def test_runs_are_grouped_by_optimizer_and_protocol(record_dir):
+    runs = cr.load_runs(record_dir, "custom")
+    assert list(runs) == ["SGD", "SAM ρ=0.2"] and [r["settings"]["seed"] for r in runs["SGD"]] == [0, 1]
+    assert cr.load_runs(record_dir, "full") == {} and cr.load_runs(record_dir, "reduced") == {}
+
+
+def test_summary_table_holds_the_records_numbers(record_dir):
+    runs = cr.load_runs(record_dir, "custom")
+    table = cr.summary_table(runs)
+    assert list(table.index) == list(cr.ORDER)  # the paper's rows, ours filled in where we have them
+    ranks = [r["metrics"]["final"]["rank"]["0.999"] for r in runs["SGD"]]
+    assert table.loc["SGD", "rank @99.9% (ours)"] == f"{np.mean(ranks):.1f} ± {np.std(ranks):.1f} (n=2)"
+    assert table.loc["SAM ρ=0.2", "test acc. (ours)"] == round(runs["SAM ρ=0.2"][0]["metrics"]["final"]["test_acc"], 4)
+    assert table.loc["SGD", "proxy, 1000 imgs (ours)"] == "not measured"  # these tiny runs measured 10 and 20
+    assert table.loc["SGD", "hardware, date, commit, wall time"].count(";") == 1
+    assert table.loc["SAM ρ=0.1"].isna()["rank @99.9% (ours)"]
+    m, s, k = cr.final(runs["SGD"], "coherence_100")
+    assert k == 0 and np.isnan(m)
+
+
+def test_curves_draw_one_line_per_seed(record_dir):
+    runs = cr.load_runs(record_dir, "custom")
+    fig, axes = plt.subplots(1, 3)
+    cr.plot_curves(axes, runs)
+    assert [len(ax.lines) for ax in axes] == [3, 3, 3]
+    row = runs["SGD"][0]["metrics"]["history"][-1]
+    assert cr.smallest_proxy(row) == row["coherence_10"] and "coherence_20" in row
+    plt.close(fig)
