@@ -130,3 +130,22 @@ def test_eval_mode_is_required(tiny):
     finally:
         model.eval()
     assert gc.auto_block(model, 1000, budget_bytes=2 * 4 * resnet.n_params(model) * 10) == 10
+
+
+def test_proxy_retries_with_smaller_blocks_when_memory_runs_out(tiny, monkeypatch):
+    model, x, y = tiny
+    expected = gc.coherence_proxy(model, x, y, block=5)["proxy"]
+    real, tried = gc.gradient_gram, []
+
+    def tight(model, x, y, block=None, **kw):  # a GPU shared with other runs: blocks above 2 do not fit
+        tried.append(block)
+        if block > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, x, y, block=block, **kw)
+
+    monkeypatch.setattr(gc, "gradient_gram", tight)
+    out = gc.coherence_proxy(model, x, y, block=5)
+    assert tried == [5, 2] and out["block"] == 2 and out["proxy"] == pytest.approx(expected, rel=1e-6)
+    monkeypatch.setattr(gc, "gradient_gram", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("no")))
+    with pytest.raises(torch.OutOfMemoryError):
+        gc.coherence_proxy(model, x, y, block=4)  # 4, 2, 1: then it gives up

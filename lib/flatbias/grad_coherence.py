@@ -96,7 +96,16 @@ def coherence_proxy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, block: i
     model.eval()
     try:
         block = auto_block(model, len(x)) if block is None else block
-        G = gradient_gram(model, x, y, block=block, chunk_size=chunk_size)
+        while True:  # several runs may share the GPU: on out-of-memory, halve the block and try again
+            try:
+                G = gradient_gram(model, x, y, block=block, chunk_size=chunk_size)
+                break
+            except torch.OutOfMemoryError:
+                if block == 1:
+                    raise
+                block = max(1, block // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
     finally:
         model.train(was_training)
     sq = G.diagonal()
