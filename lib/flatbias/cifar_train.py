@@ -323,6 +323,7 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
 
     from .repro import device as pick_device
 
+    t_call = time.perf_counter()  # the time limit counts from here (data upload and model build included)
     dev = pick_device(device)
     cfg = resolve(cfg, dev)
     data = cifar.load() if data is None else data
@@ -335,7 +336,7 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
     ckpt = Path(checkpoint_dir) / f"{cfg.run_id}.pt" if checkpoint_dir else None
     if stop_after_s is not None and ckpt is None:
         raise ValueError("stop_after_s needs a checkpoint folder to resume from (out_dir or checkpoint_dir)")
-    t_call, slowest, complete = time.perf_counter(), 0.0, True
+    slowest, complete = 0.0, True
 
     def save(epoch_done: int) -> None:
         _save_checkpoint(ckpt, {"resume_key": cfg.resume_key(), "epoch": epoch_done, "model": model.state_dict(),
