@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from . import records
+from . import records, style
 
 ORDER = ("SGD", "SAM ρ=0.05", "SAM ρ=0.1", "SAM ρ=0.2")  # the paper's table
 PAPER = pd.DataFrame({"rank @99.9% (paper)": ["148.3 ± 3.2", "157.7", "144.3", "128.7"],
                       "coherence proxy (paper)": [1.0045, 1.0052, 1.0771, 1.0907]}, index=list(ORDER))
-COLORS = {"SGD": "#2ca02c", "SAM ρ=0.05": "#f4a6a6", "SAM ρ=0.1": "#e8605f", "SAM ρ=0.2": "#d62728"}
+# the book's SGD and SAM colours, lighter for the smaller radii
+COLORS = {"SGD": style.COLORS["sgd"], "SAM ρ=0.05": "#f4a6a6", "SAM ρ=0.1": "#e8605f", "SAM ρ=0.2": style.COLORS["sam"]}
 
 
 def label(settings: dict) -> str:

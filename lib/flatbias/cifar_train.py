@@ -193,11 +193,6 @@ def resolve(cfg: TrainConfig, device: torch.device) -> TrainConfig:
     return cfg
 
 
-def autocast(x: torch.Tensor, cfg: TrainConfig):
-    """bf16 autocast on ``x``'s device when ``cfg.precision`` is 'bf16'."""
-    return precision.autocast(x.device.type, cfg.precision)
-
-
 def compiled(model, cfg: TrainConfig):
     """The callable that the training step uses: the model itself, or ``torch.compile(model)``."""
     if not cfg.compile:
@@ -222,7 +217,7 @@ def build(cfg: TrainConfig, device: torch.device):
 
 
 def _loss(fwd, x, y, cfg: TrainConfig):
-    with autocast(x, cfg):
+    with precision.autocast(x.device.type, cfg.precision):
         logits = fwd(x)
     return F.cross_entropy(logits.float(), y), logits
 
@@ -254,7 +249,7 @@ def accuracy(model, x_u8: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> fl
     correct = torch.zeros((), device=y.device, dtype=torch.long)
     for i in range(0, len(y), cfg.eval_batch):
         xb = to_input(x_u8[i:i + cfg.eval_batch], cfg.channels_last)
-        with autocast(xb, cfg):
+        with precision.autocast(xb.device.type, cfg.precision):
             correct += (model(xb).argmax(1) == y[i:i + cfg.eval_batch]).sum()
     return float(correct) / len(y)
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils import parameters_to_vector
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 MANTISSA_BITS = {"fp32": 23, "tf32": 10, "bf16": 7}  # explicit mantissa bits of each format
@@ -64,7 +65,7 @@ def _grad(model: nn.Module, params: dict, x, y, bits: int | None) -> dict:
 
 
 def _flat(d: dict) -> torch.Tensor:
-    return torch.cat([v.flatten() for v in d.values()])
+    return parameters_to_vector(d.values())
 
 
 def ascent_gradient_fidelity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rho: float,
