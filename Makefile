@@ -12,7 +12,7 @@ JB_FLAGS := -W -n --keep-going
 # the scale in force: $BOOK_SCALE, else full with a CUDA GPU and smoke without (flatbias.scale)
 SCALE_CMD = $(BIN)/python -c 'from flatbias.scale import get_scale; print(get_scale())'
 
-.PHONY: book book-stored test test-unit test-notebooks test-site notebooks sync bench clean help
+.PHONY: book book-stored test test-unit test-notebooks test-site notebooks records sync bench clean help
 
 help:
 	@echo "make book         build the book, executing every notebook at the scale in force (BOOK_SCALE=smoke|full)"
@@ -20,6 +20,7 @@ help:
 	@echo "make book-stored  build the book from the outputs stored in the notebooks (no execution)"
 	@echo "make test-site    browser test of the built site (needs Debian's chromium)"
 	@echo "make notebooks    sync the .py/.ipynb pairs and re-execute them at smoke scale (before committing)"
+	@echo "make records      rerun at paper scale every chapter whose record is missing or stale (CHAPTERS='01 08' to pick)"
 
 # --- environment: a venv from the repo's own pinned files ---------------------------------------
 $(STAMP): requirements.txt pyproject.toml
@@ -70,6 +71,11 @@ sync: $(STAMP)
 notebooks: sync
 	for nb in $(NOTEBOOKS); do BOOK_SCALE=smoke $(BIN)/jupyter execute --inplace $$nb; done
 	@touch notebooks/*.ipynb
+
+# paper-scale records (results/chapters/*.json) of every chapter that is missing or stale; then `make notebooks`
+CHAPTERS ?=
+records: $(STAMP)
+	$(BIN)/python -m flatbias.chapter_record $(CHAPTERS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b; done

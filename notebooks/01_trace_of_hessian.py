@@ -32,31 +32,78 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    url = "git+https://github.com/flatbias/flatbias-book"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs: the settings at both scales, the claims, and the criterion of every
+# check, each tagged as the paper's or ours. The checks below read their thresholds from here.
+
+# %% tags=["protocol"]
+from flatbias.claims import Check, Claim, Criterion, Protocol, Setting, same
+
+PROTOCOL = Protocol(
+    chapter="01_trace_of_hessian",
+    settings={
+        "activations": same(["sinh", "cubic", "cube"], "ours"),
+        "sizes": Setting(smoke=[[3, 3, 10], [3, 5, 4]],
+                         full=[[3, 3, 10], [3, 5, 4], [5, 8, 6], [10, 20, 10]],
+                         source="ours", note="(n, d, m)"),
+        "points": Setting(3, 20, "ours", "points of M per activation and size"),
+        "distances": same([-5, 0, 11], "ours", "log10 range and count of t off M"),
+        "seed": same(0, "ours"),
+    },
+    claims=[
+        Claim("trace_on_M", "On M, tr ∇²L(θ) = 2 Σ_i ‖x_i‖² Σ_j φ'(θ_jᵀx_i)²",
+              "Paper 1, Lemma 4.2/4.3"),
+        Claim("residual_off_M",
+              "Off M, tr ∇²L − 2F is the residual term, linear in the distance to M",
+              "ours (from ∇²L = 2JᵀJ + 2Σ r_i ∇²f_i)", reading="ours"),
+    ],
+    checks=[
+        Check("rel_err_on_M", "max rel. error of 2F against the autograd trace on M",
+              Criterion("<=", 1e-8, "ours", "float64 round-off is 1e-16"),
+              claim="trace_on_M", fmt=".1e"),
+        Check("mismatch_off_M", "max |tr − 2F − residual term| / tr off M",
+              Criterion("<=", 1e-9, "ours"), claim="residual_off_M", fmt=".1e"),
+        Check("slope_off_M", "worst log-log slope of the gap at small t, minus 1",
+              Criterion("<=", 0.05, "ours"), role="secondary", claim="residual_off_M"),
+        Check("gap_at_1", "smallest relative gap at distance 1",
+              Criterion(">", 1e-3, "ours"), role="secondary", claim="residual_off_M"),
+        Check("on_M", "max |f(x_i) − y_i| at the retracted points",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("closed_vs_autograd_off_M",
+              "twolayer.trace_hessian vs autograd off M (rel.)",
+              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
+import time
+
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 import numpy as np
 import torch
 from myst_nb import glue
 
-from flatbias import manifold, repro, twolayer
-from flatbias.scale import get_scale, pick
+from flatbias import chapter_record, manifold, repro, twolayer, verdict
+from flatbias.scale import get_scale
 from flatbias.style import COLORS, set_style
-from flatbias.verdict import glue_verdict
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-gen = repro.seed_everything(0)
-ACTIVATIONS = ["sinh", "cubic", "cube"]
-SIZES = pick(scale, smoke=[(3, 3, 10), (3, 5, 4)], full=[(3, 3, 10), (3, 5, 4), (5, 8, 6), (10, 20, 10)])  # (n, d, m)
-POINTS = pick(scale, smoke=3, full=20)  # random points of M per activation and size
-print(f"scale = {scale}: {len(ACTIVATIONS)} activations x {len(SIZES)} sizes x {POINTS} points of M")
+t_start = time.perf_counter()
+gen = repro.seed_everything(P["seed"])
+print(f"scale = {scale}: {len(P['activations'])} activations x {len(P['sizes'])} sizes "
+      f"x {P['points']} points of M")
 
 # %% [markdown]
 # ## Setting
@@ -97,10 +144,10 @@ print(f"scale = {scale}: {len(ACTIVATIONS)} activations x {len(SIZES)} sizes x {
 
 # %%
 rows = []  # (activation, n, d, m, max |f - y|, closed form 2F, exact trace)
-for act in ACTIVATIONS:
-    for n, d, m in SIZES:
+for act in P["activations"]:
+    for n, d, m in P["sizes"]:
         X, y = twolayer.uniform_data(n, d, gen)
-        for _ in range(POINTS):
+        for _ in range(P["points"]):
             theta = manifold.random_point(X, y, act, m, gen)
             residual = float(manifold.constraints(theta, X, y, act).abs().max())
             closed = float(2 * twolayer.sharpness(theta, X, act))
@@ -109,100 +156,123 @@ for act in ACTIVATIONS:
 closed, exact = np.array([r[5] for r in rows]), np.array([r[6] for r in rows])
 rel_err = np.abs(closed - exact) / np.abs(exact)
 max_residual = max(r[4] for r in rows)
-print(f"{len(rows)} points of M; max |f(x_i) - y_i| = {max_residual:.1e}; max relative error = {rel_err.max():.1e}")
-
-# %% [markdown]
-# The check: every point is on $\mathcal{M}$ to $10^{-10}$, and the closed form agrees with the exact trace to a
-# relative error of at most $10^{-8}$ (float64 round-off is about $10^{-16}$).
-
-# %%
-# NBVAL_CHECK_OUTPUT
-on_manifold = max_residual < 1e-10
-lemma_holds = bool(rel_err.max() <= 1e-8)
-print(f"points on M (max residual < 1e-10): {on_manifold}")
-print(f"Lemma 4.2/4.3 closed form = exact trace (rel. err <= 1e-8): {lemma_holds}")
-assert on_manifold and lemma_holds
+print(f"{len(rows)} points of M; max |f(x_i) - y_i| = {max_residual:.1e}; "
+      f"max relative error = {rel_err.max():.1e}")
 
 # %% [markdown]
 # ## Off the manifold the residual term appears
 #
 # Take one point $\theta\in\mathcal{M}$ per activation and move away along a unit normal direction
-# $u\in(T_\theta\mathcal{M})^\perp=\operatorname{range}J^\top$. At distance $t$ the exact trace and $2F$ differ, and
-# the difference must be exactly the residual term. Since $r_i = O(t)$, the gap grows linearly in $t$.
+# $u\in(T_\theta\mathcal{M})^\perp=\operatorname{range}J^\top$. At distance $t$ the exact trace and $2F$
+# differ, and the difference must be exactly the residual term. Since $r_i = O(t)$, the gap grows
+# linearly in $t$. The package's closed form of the whole trace (`twolayer.trace_hessian`, $2F$ plus the
+# residual term) is compared with autograd at every point as well: that guard fails the build if the
+# formula is wrong.
 
 # %%
-ts = np.logspace(-5, 0, 11)
-n, d, m = SIZES[0]
+lo, hi, count = P["distances"]
+ts = np.logspace(lo, hi, count)
+n, d, m = P["sizes"][0]
 X, y = twolayer.uniform_data(n, d, gen)
-off = {}  # activation -> (relative gap |tr - 2F| / tr, mismatch |tr - 2F - residual term| / tr)
-for act in ACTIVATIONS:
+off = {}  # activation -> (gap |tr - 2F| / tr, mismatch |tr - 2F - residual| / tr)
+guard_off = 0.0  # max rel. error of twolayer.trace_hessian against autograd off M
+for act in P["activations"]:
     theta = manifold.random_point(X, y, act, m, gen)
-    u = (twolayer.jacobian(theta, X, act).T @ torch.randn(n, generator=gen, dtype=X.dtype)).reshape(m, d)
+    J = twolayer.jacobian(theta, X, act)
+    u = (J.T @ torch.randn(n, generator=gen, dtype=X.dtype)).reshape(m, d)
     u = u / u.norm()
     gap, mismatch = [], []
     for t in ts:
         th = theta + t * u
         tr = float(twolayer.trace_hessian_autograd(th, X, y, act))
         two_f = float(2 * twolayer.sharpness(th, X, act))
+        res = float(twolayer.residual_term(th, X, y, act))
         gap.append(abs(tr - two_f) / tr)
-        mismatch.append(abs(tr - two_f - float(twolayer.residual_term(th, X, y, act))) / tr)
+        mismatch.append(abs(tr - two_f - res) / tr)
+        whole = float(twolayer.trace_hessian(th, X, y, act))
+        guard_off = max(guard_off, abs(whole - tr) / tr)
     off[act] = (np.array(gap), np.array(mismatch))
-slopes = {act: np.polyfit(np.log(ts[:6]), np.log(g[:6]), 1)[0] for act, (g, _) in off.items()}
-print("log-log slope of the gap at small t:", {k: round(float(v), 3) for k, v in slopes.items()})
+slopes = {act: np.polyfit(np.log(ts[:6]), np.log(g[:6]), 1)[0]
+          for act, (g, _) in off.items()}
+print("log-log slope of the gap at small t:",
+      {k: round(float(v), 3) for k, v in slopes.items()})
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+#
+# Every check of the protocol is measured here. At `full` scale this run's numbers and figure data
+# become the chapter's record; at `smoke` scale they re-check the pipeline (the guards must pass) and
+# the figure and verdict come from the committed paper-scale record.
 
 # %%
+measured = {
+    "rel_err_on_M": float(rel_err.max()),
+    "mismatch_off_M": max(float(mm.max()) for _, mm in off.values()),
+    "slope_off_M": max(abs(float(s) - 1) for s in slopes.values()),
+    "gap_at_1": min(float(g[-1]) for g, _ in off.values()),
+    "on_M": float(max_residual),
+    "closed_vs_autograd_off_M": float(guard_off),
+}
+data = {"rows": rows, "ts": ts, "gap": {a: g for a, (g, _) in off.items()}}
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
+
+# %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; this build's run if there is none
+act_of = [r[0] for r in shown["rows"]]
+ex = np.array([r[6] for r in shown["rows"]])
+cl = np.array([r[5] for r in shown["rows"]])
+ts_shown = np.array(shown["ts"])
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7.2, 3.2))
-for act in ACTIVATIONS:
-    sel = [r[0] == act for r in rows]
-    ax0.scatter(exact[sel], closed[sel], s=14, label=act)
-    ax1.loglog(ts, off[act][0], marker="o", ms=3, label=act)
-lim = [0.9 * exact.min(), 1.1 * exact.max()]
+for act, g in shown["gap"].items():
+    sel = [a == act for a in act_of]
+    ax0.scatter(ex[sel], cl[sel], s=14, label=act)
+    ax1.loglog(ts_shown, g, marker="o", ms=3, label=act)
+lim = [0.9 * ex.min(), 1.1 * ex.max()]
 ax0.plot(lim, lim, color=COLORS["reference"], lw=0.8, ls="--", label="y = x")
-ax0.set(xscale="log", yscale="log", xlabel=r"exact $\mathrm{tr}\,\nabla^2 L$ (autograd)",
+ax0.set(xscale="log", yscale="log",
+        xlabel=r"exact $\mathrm{tr}\,\nabla^2 L$ (autograd)",
         ylabel=r"closed form $2F(\theta)$", title=r"on $\mathcal{M}$")
 for axis in (ax0.xaxis, ax0.yaxis):
     axis.set_minor_formatter(NullFormatter())
-ax1.loglog(ts, ts * off[ACTIVATIONS[0]][0][0] / ts[0], color=COLORS["reference"], lw=0.8, ls="--", label="slope 1")
-ax1.set(xlabel=r"distance $t$ from $\mathcal{M}$", ylabel=r"$|\mathrm{tr}\,\nabla^2L - 2F|\,/\,\mathrm{tr}\,\nabla^2L$",
+g0 = next(iter(shown["gap"].values()))
+ax1.loglog(ts_shown, ts_shown * g0[0] / ts_shown[0], color=COLORS["reference"], lw=0.8,
+           ls="--", label="slope 1")
+ax1.set(xlabel=r"distance $t$ from $\mathcal{M}$",
+        ylabel=r"$|\mathrm{tr}\,\nabla^2L - 2F|\,/\,\mathrm{tr}\,\nabla^2L$",
         title=r"off $\mathcal{M}$: the residual term")
 ax0.legend(fontsize=8)
 ax1.legend(fontsize=8)
 glue("fig_trace", fig, display=False)
 plt.close(fig)
+glue("n_points", len(shown["rows"]), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_trace
 # :name: fig-trace
 #
-# Left: at random points of $\mathcal{M}$ the closed form $2F(\theta)$ equals the exact trace of the Hessian
-# (every point lies on the dashed diagonal). Right: moving a distance $t$ off $\mathcal{M}$ along a normal direction,
-# the relative gap between the two grows linearly in $t$: it is the residual term.
+# Paper scale ({glue:text}`n_points` points of $\mathcal{M}$). Left: the closed form $2F(\theta)$ equals
+# the exact trace of the Hessian (every point lies on the dashed diagonal). Right: moving a distance
+# $t$ off $\mathcal{M}$ along a normal direction, the relative gap between the two grows linearly in
+# $t$: it is the residual term.
 # ```
 #
-# Off $\mathcal{M}$ ({numref}`fig-trace`, right), the difference is the residual term to round-off, and it is linear in the distance
-# (log-log slope 1 at small $t$):
+# (verdict-01)=
+# ## Verdict
+#
+# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
+# numbers come from the paper-scale record named on the first line, and this build's smoke run follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-residual_term_explains_gap = all(float(mm.max()) < 1e-9 for _, mm in off.values())
-linear_in_distance = all(abs(s - 1) < 0.05 for s in slopes.values())
-nonzero_off_manifold = all(float(g[-1]) > 1e-3 for g, _ in off.values())
-print(f"tr - 2F equals the residual term off M (rel. err < 1e-9): {residual_term_explains_gap}")
-print(f"gap grows linearly with the distance (slope 1 +- 0.05): {linear_in_distance}")
-print(f"gap is visible at distance 1 (> 0.1%): {nonzero_off_manifold}")
-assert residual_term_explains_gap and linear_in_distance and nonzero_off_manifold
-
-# %% tags=["remove-cell"]
-glue("n_points", len(rows), display=False)
-glue("max_rel_err", float(rel_err.max()), display=False)
-glue("gap_at_1", float(max(g[-1] for g, _ in off.values())), display=False)
-glue_verdict("verdict", "reproduced", f"max. rel. error {rel_err.max():.0e} over {len(rows)} points of M")
+print(verdict.report(paper, smoke))
+verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]
-# ## Verdict
-#
-# Lemma 4.2/4.3 is **reproduced**: at {glue:text}`n_points` random points of $\mathcal{M}$ (three activations,
-# several sizes) the closed form $2F(\theta)$ matches the exact trace of the Hessian to a relative error of
-# {glue:text}`max_rel_err:.1e`. Off the manifold the two differ by the residual term, which is linear in the distance:
-# at distance 1 it is {glue:text}`gap_at_1:.1%` of the trace. The rest of paper 1 therefore works with $F$ restricted
-# to $\mathcal{M}$, and the next chapters minimize it there.
+# On $\mathcal{M}$, the closed form of Lemma 4.2/4.3 matches the exact trace of the Hessian to
+# round-off at every point, for three activations and several sizes. Off the manifold the two differ
+# by the residual term, which is linear in the distance. The rest of paper 1 therefore works with $F$
+# restricted to $\mathcal{M}$, and the next chapters minimize it there.

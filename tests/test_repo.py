@@ -110,3 +110,35 @@ def test_no_data_or_weights_tracked():
 def test_readme_has_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
+
+
+STATUS_WORDS = re.compile(r"\b(reproduced|reproduce|not yet run|not testable)\b", re.I)
+TYPED_VERDICT = re.compile(r"\*\*\s*(partly |not )?reproduced\b|\b(is|are|was|were) (partly |not )?reproduced\b"
+                           r"|\b(status|verdict)\s*[:=]\s*(partly |not )?reproduced", re.I)
+
+
+@pytest.mark.parametrize("py", NOTEBOOK_PY, ids=lambda p: p.stem)
+def test_no_status_word_is_typed(py):
+    """Statuses come from flatbias.claims' rule: no code string and no verdict phrase in prose types one."""
+    import ast
+
+    nb = jupytext.read(py)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            src = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(src)):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and STATUS_WORDS.search(node.value):
+                    pytest.fail(f"{py.name}: a code cell types a status word: {node.value!r}; derive statuses "
+                                "with flatbias.claims and print them with flatbias.verdict")
+        elif cell.cell_type == "markdown":
+            hit = TYPED_VERDICT.search(cell.source)
+            assert not hit, (f"{py.name}: prose types a verdict ({hit.group(0)!r}); glue the derived "
+                             "status ({glue:text}`status`) instead")
+
+
+@pytest.mark.parametrize("py", NOTEBOOK_PY, ids=lambda p: p.stem)
+def test_notebook_code_lines_fit_the_page(py):
+    nb = jupytext.read(py)
+    long = [(i, line) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > 88]
+    assert not long, f"{py.name}: {len(long)} code lines over 88 characters (the page scrolls), e.g. {long[0]}"

@@ -1,4 +1,10 @@
-"""Sphinx extension of the book: the ``result-records`` directive, and de-duplicated page scripts.
+"""Sphinx extension of the book: the claims scoreboard, ``claims.json``, the ``result-records`` table,
+and de-duplicated page scripts.
+
+The ``claims-scoreboard`` directive (one row per claim of every chapter, from the chapters' PROTOCOL
+cells and committed paper-scale records, statuses derived by :mod:`flatbias.claims`) and the
+``status-rule`` directive (the rule itself) are used on the intro page. At the end of an HTML build
+``claims.json`` (every claim and check with its numbers) is written next to the pages.
 
 The ``result-records`` directive lists the committed result records.
 
@@ -19,7 +25,7 @@ from pathlib import Path
 from docutils import nodes
 from docutils.parsers.rst import Directive
 
-from . import records
+from . import chapter_record, claims, records
 
 COLUMNS = ("record (results/)", "scale", "hardware", "date (UTC)", "commit", "wall time")
 
@@ -93,7 +99,95 @@ def dedupe_scripts(app, env):
                                 if filename or attrs.get("body") not in present]
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _chapter_link(nb: Path, label_exists: bool) -> str:
+    num = nb.stem[:2]
+    if label_exists:
+        return f"{{ref}}`{num} <verdict-{num}>`"
+    return f"{{doc}}`{num} <../notebooks/{nb.stem}>`"
+
+
+def scoreboard_markdown(root: Path) -> str:
+    """The scoreboard as a MyST table: one row per claim (paper-scale status, key number, scale)."""
+    rows = ["| | claim | source | key number (criterion) | rests on | ch. | this build |",
+            "|---|---|---|---|---|---|---|"]
+    for nb, protocol in chapter_record.chapters(root):
+        paper = chapter_record.load(protocol, root)
+        ev = paper.evaluation
+        if paper.record is None:
+            scale = "not yet run at paper scale"
+        else:
+            date = str(paper.record["provenance"]["date_utc"])[:10]
+            scale = f"paper scale ({date})" + (", **record stale**" if paper.stale else "")
+        has_label = f"(verdict-{nb.stem[:2]})=" in nb.read_text(encoding="utf-8")
+        live = f"{{glue:text}}`../notebooks/{nb.name}::live:s`"
+        for cl in protocol.claims:
+            status = ev.status(cl.key)
+            number = ev.key_number(cl.key) if cl.testable else _cell(cl.why)
+            rows.append(f"| {claims.MARKS[status]} {status} | {_cell(cl.statement)} | {_cell(cl.source)} "
+                        f"| {_cell(number)} | {scale} | {_chapter_link(nb, has_label)} | {live} |")
+    return "\n".join(rows)
+
+
+def claims_json(root: Path) -> dict:
+    """Every chapter's protocol, paper-scale record provenance, checks and derived statuses."""
+    out = {"rule": claims.RULE, "statuses": list(claims.STATUSES), "chapters": []}
+    for nb, protocol in chapter_record.chapters(root):
+        paper = chapter_record.load(protocol, root)
+        out["chapters"].append({
+            "chapter": protocol.chapter, "record": str(paper.path.relative_to(root)),
+            "provenance": None if paper.record is None else paper.record["provenance"],
+            "stale": paper.stale, "protocol": protocol.as_dict(),
+            "paper_scale": paper.evaluation.to_json()})
+    return out
+
+
+class _MystDirective(Directive):
+    has_content = False
+
+    def markdown(self, root: Path) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def run(self):
+        from docutils.statemachine import StringList
+
+        env = self.state.document.settings.env
+        root = Path(env.srcdir)
+        for nb, _ in chapter_record.chapters(root):
+            env.note_dependency(str(nb))
+            env.note_dependency(str(chapter_record.record_path(nb.stem, root)))
+        container = nodes.container(classes=[self.name])
+        self.state.nested_parse(StringList(self.markdown(root).splitlines()), self.content_offset, container)
+        return [container]
+
+
+class ClaimsScoreboard(_MystDirective):
+    def markdown(self, root: Path) -> str:
+        return scoreboard_markdown(root)
+
+
+class StatusRule(_MystDirective):
+    def markdown(self, root: Path) -> str:
+        return claims.RULE
+
+
+def write_claims_json(app, exception):
+    """Write ``claims.json`` at the root of the HTML output (the intro page links to it)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import json
+
+    data = claims_json(Path(app.srcdir))
+    records.atomic_write_text(Path(app.outdir) / "claims.json", json.dumps(data, indent=1, default=str) + "\n")
+
+
 def setup(app):
+    app.add_directive("claims-scoreboard", ClaimsScoreboard)
+    app.add_directive("status-rule", StatusRule)
+    app.connect("build-finished", write_claims_json)
     app.add_directive("result-records", ResultRecords)
     app.connect("env-updated", dedupe_scripts)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

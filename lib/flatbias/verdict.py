@@ -1,14 +1,19 @@
-"""Verdicts: one line per reproduced claim, glued by the chapter and shown in the book's claims table.
+"""A chapter's verdict: its paper-scale statuses and its smoke re-check, printed and glued.
 
-A chapter computes its checks, then calls ``glue_verdict("verdict", status, detail)``; ``book/intro.md``
-shows it with ``{glue:text}`../notebooks/NN_name.ipynb::verdict```. The text is glued as plain text (no quotes),
-so the table shows exactly what the chapter measured in this build.
+The status words come from :mod:`flatbias.claims` (the one rule), never from the chapter. A chapter
+ends with::
+
+    print(verdict.report(paper, smoke))        # in a `# NBVAL_CHECK_OUTPUT` cell
+    verdict.glue_verdict(paper, smoke)         # glues "verdict" and "live" for the book's pages
+
+``paper`` is the chapter's :class:`~flatbias.chapter_record.PaperScale` (the committed record) and
+``smoke`` the :class:`~flatbias.claims.Evaluation` of this build's own run.
 """
 
 from __future__ import annotations
 
-STATUSES = ("reproduced", "reproduced with our reconstruction", "partly reproduced", "not reproduced",
-            "not yet run")  # the last: the experiment that decides the claim has not been run (e.g. needs a GPU)
+from .chapter_record import PaperScale
+from .claims import MARKS, NOT_YET_RUN, Evaluation
 
 
 class PlainText(str):
@@ -18,17 +23,47 @@ class PlainText(str):
         return str(self)
 
 
-def verdict_text(status: str, detail: str = "") -> PlainText:
-    """``"reproduced: max. rel. error 4e-14 over 18 points"``; an unknown status is a clear error."""
-    if status not in STATUSES:
-        raise ValueError(f"unknown verdict status {status!r}; use one of: {', '.join(STATUSES)}")
-    return PlainText(f"{status}: {detail}" if detail else status)
+def live_mark(paper: PaperScale, smoke: Evaluation) -> PlainText:
+    """What this build re-checked at smoke scale: its guards, and whether its statuses agree."""
+    guards = [c for c in smoke.protocol.checks if c.role == "guard"]
+    ok = sum(bool(smoke.passed(c.key)) for c in guards)
+    text = f"smoke re-run: {ok}/{len(guards)} guards pass"
+    if paper.record is None:
+        return PlainText(text)
+    ours, theirs = smoke.statuses(), paper.evaluation.statuses()
+    differ = [k for k in ours if ours[k] != theirs[k]]
+    return PlainText(text + ("; statuses agree with the record" if not differ
+                             else f"; smoke status differs for {', '.join(differ)} (smaller sizes)"))
 
 
-def glue_verdict(key: str, status: str, detail: str = "") -> PlainText:
-    """Glue the verdict under ``key`` (not displayed in place) and return its text."""
+def report(paper: PaperScale, smoke: Evaluation | None = None) -> PlainText:
+    """Plain text for the verdict cell: provenance, paper-scale checks and statuses, smoke statuses."""
+    lines = [paper.provenance()]
+    ev = paper.evaluation
+    if paper.record is not None:
+        lines += ["", "paper scale:", ev.report()]
+    if smoke is not None:
+        lines += ["", f"this build ({smoke.scale} scale; values in the cell above):",
+                  smoke.report(("primary", "secondary", "guard"), values=False)]
+    return PlainText("\n".join(lines))
+
+
+def verdict_line(paper: PaperScale) -> PlainText:
+    """The line the claims table shows: paper-scale headline and key numbers, or 'not yet run'."""
+    if paper.record is None:
+        return PlainText(f"{MARKS[NOT_YET_RUN]} {NOT_YET_RUN} at paper scale")
+    ev = paper.evaluation
+    stale = " (record STALE)" if paper.stale else ""
+    return PlainText(f"{MARKS[ev.headline()]} {ev.verdict_text()} [paper scale{stale}]")
+
+
+def glue_verdict(paper: PaperScale, smoke: Evaluation | None = None) -> PlainText:
+    """Glue ``verdict`` (paper scale), ``status`` and ``live`` (this build's smoke re-check)."""
     from myst_nb import glue
 
-    text = verdict_text(status, detail)
-    glue(key, text, display=False)
-    return text
+    line = verdict_line(paper)
+    glue("verdict", line, display=False)
+    glue("status", PlainText(paper.evaluation.headline()), display=False)
+    if smoke is not None:
+        glue("live", live_mark(paper, smoke), display=False)
+    return line
