@@ -112,8 +112,8 @@ def _chapter_link(nb: Path, label_exists: bool) -> str:
 
 def scoreboard_markdown(root: Path) -> str:
     """The scoreboard as a MyST table: one row per claim (paper-scale status, key number, scale)."""
-    rows = ["| | claim | source | key number (criterion) | rests on | ch. | this build |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| status | claim (source) | key number (criterion) | rests on | this build |",
+            "|---|---|---|---|---|"]
     for nb, protocol in chapter_record.chapters(root):
         paper = chapter_record.load(protocol, root)
         ev = paper.evaluation
@@ -121,14 +121,15 @@ def scoreboard_markdown(root: Path) -> str:
             scale = "not yet run at paper scale"
         else:
             date = str(paper.record["provenance"]["date_utc"])[:10]
-            scale = f"paper scale ({date})" + (", **record stale**" if paper.stale else "")
+            scale = f"paper scale, {date}" + (", **record stale**" if paper.stale else "")
         has_label = f"(verdict-{nb.stem[:2]})=" in nb.read_text(encoding="utf-8")
+        link = _chapter_link(nb, has_label)
         live = f"{{glue:text}}`../notebooks/{nb.name}::live:s`"
         for cl in protocol.claims:
             status = ev.status(cl.key)
             number = ev.key_number(cl.key) if cl.testable else _cell(cl.why)
-            rows.append(f"| {claims.MARKS[status]} {status} | {_cell(cl.statement)} | {_cell(cl.source)} "
-                        f"| {_cell(number)} | {scale} | {_chapter_link(nb, has_label)} | {live} |")
+            rows.append(f"| {claims.MARKS[status]} {status} | {_cell(cl.statement)} ({_cell(cl.source)}) "
+                        f"| {_cell(number)} | ch. {link}, {scale} | {live} |")
     return "\n".join(rows)
 
 

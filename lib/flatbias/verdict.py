@@ -27,13 +27,13 @@ def live_mark(paper: PaperScale, smoke: Evaluation) -> PlainText:
     """What this build re-checked at smoke scale: its guards, and whether its statuses agree."""
     guards = [c for c in smoke.protocol.checks if c.role == "guard"]
     ok = sum(bool(smoke.passed(c.key)) for c in guards)
-    text = f"smoke re-run: {ok}/{len(guards)} guards pass"
+    text = f"{ok}/{len(guards)} guards pass"
     if paper.record is None:
         return PlainText(text)
     ours, theirs = smoke.statuses(), paper.evaluation.statuses()
     differ = [k for k in ours if ours[k] != theirs[k]]
-    return PlainText(text + ("; statuses agree with the record" if not differ
-                             else f"; smoke status differs for {', '.join(differ)} (smaller sizes)"))
+    return PlainText(text + ("; smoke statuses agree" if not differ
+                             else f"; smoke status differs for {', '.join(differ)}"))
 
 
 def report(paper: PaperScale, smoke: Evaluation | None = None) -> PlainText:
