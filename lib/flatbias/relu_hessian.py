@@ -38,6 +38,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from . import relu_net
+from . import validate as vd
 
 
 @dataclass
@@ -52,34 +53,45 @@ class Parts:
     r: torch.Tensor      # residuals f − y, (n,)
 
 
-def parts(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> Parts:
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
-    Z = relu_net.preactivations(theta, X)
-    _, _, W2 = relu_net.unflatten(theta, X.shape[1])
+def parts(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> Parts:
+    """The :class:`Parts` at θ (flat, [W1, b1, W2]) for data X (n, d) and labels y (n,); ``h`` checks θ's width."""
+    relu_net.check_inputs(theta, X, y, h)
+    return _parts(theta, X, y)
+
+
+def _parts(theta, X, y) -> Parts:
+    Z = relu_net._z(theta, X)
+    _, _, W2 = relu_net._unflatten(theta, X.shape[1])
     A = (Z > 0).to(X.dtype)
     Phi = torch.relu(Z)
     Xt = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype)], 1)
     return Parts(X, Xt, A, Phi, W2, Phi @ W2 - y)
 
 
-def per_sample_gradients(theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def per_sample_gradients(theta: torch.Tensor, X: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
     """G (n × P), row i = ∇_θ f(x_i) in the layout [W1, b1, W2]: W2_k a_ik x_i, W2_k a_ik, φ_ik."""
-    Z = relu_net.preactivations(theta, X)
-    _, _, W2 = relu_net.unflatten(theta, X.shape[1])
+    relu_net.check_inputs(theta, X, h=h)
+    return _per_sample_gradients(theta, X)
+
+
+def _per_sample_gradients(theta, X):
+    Z = relu_net._z(theta, X)
+    _, _, W2 = relu_net._unflatten(theta, X.shape[1])
     D = (Z > 0).to(X.dtype) * W2  # (n, h)
     return torch.cat([(D[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1), D, torch.relu(Z)], 1)
 
 
 def gram(p: Parts) -> torch.Tensor:
     """g_iᵀg_j = (ΦΦᵀ)_ij + K_ij (A diag(W2²) Aᵀ)_ij."""
+    if not isinstance(p, Parts):
+        raise vd.ArgumentTypeError(f"p must be the Parts from relu_hessian.parts(θ, X, y); got {type(p).__name__}")
     K = p.Xt @ p.Xt.T
     return p.Phi @ p.Phi.T + K * ((p.A * p.W2**2) @ p.A.T)
 
 
-def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
     """The n×n matrix tr(H_iH_j) of the per-sample Hessians of ℓ_i = (f_i − y_i)², residual terms included."""
-    p = parts(theta, X, y)
+    p = parts(theta, X, y, h=h)
     K = p.Xt @ p.Xt.T
     Gm = p.Phi @ p.Phi.T + K * ((p.A * p.W2**2) @ p.A.T)
     Q = 2 * K * ((p.Phi * p.W2) @ p.A.T)   # Q_ij = g_iᵀ ∇²f_j g_i
@@ -88,9 +100,10 @@ def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> tor
     return 4 * Gm**2 + 4 * r[None, :] * Q + 4 * r[:, None] * Q.T + 4 * (r[:, None] * r[None, :]) * T
 
 
-def per_sample_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def per_sample_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
+                          h: int | None = None) -> torch.Tensor:
     """λ_1(H_i) for every i in closed form (see the module docstring), shape (n,)."""
-    p = parts(theta, X, y)
+    p = parts(theta, X, y, h=h)
     norm_xt = p.Xt.norm(dim=1, keepdim=True)           # ‖x̃_i‖
     plus = p.A * (p.Phi + p.W2 * norm_xt) ** 2 / 2
     minus = p.A * (p.Phi - p.W2 * norm_xt) ** 2 / 2
@@ -111,35 +124,41 @@ class Coherence:
     negative_entries: int   # pairs with tr(H_iH_j) < 0 (set to 0 in S, as the authors' code does)
 
 
-def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> Coherence:
-    """Exact coherence of the per-sample Hessians (SPEC §B.2), residual terms included."""
-    TT = trace_products(theta, X, y)
+def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> Coherence:
+    """Exact coherence of the per-sample Hessians (SPEC §B.2), residual terms included. Pass ``h`` to check that
+    θ has the width you built it with (a θ built for another input width can otherwise fit X by accident)."""
+    TT = trace_products(theta, X, y, h=h)
     neg = int((TT < 0).sum())
     S = torch.sqrt(torch.clamp(TT, min=0.0))
     lam_S = float(torch.linalg.eigvalsh(S)[-1])
     lam_H = float(per_sample_lambda_max(theta, X, y).max())
     if lam_H <= 0:
-        raise ValueError("every per-sample Hessian is zero (no active unit on any point): the coherence is undefined")
+        raise vd.InvalidArgumentError("every per-sample Hessian is zero (no active unit on any point): the coherence is undefined")
     return Coherence(lam_S / lam_H, lam_S, lam_H, S, neg)
 
 
-def full_hessian_trace(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None) -> float:
+def full_hessian_trace(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None, *,
+                       h: int | None = None) -> float:
     """tr ∇²L for L = mean_i (f_i − y_i)²: (2/n) Σ_i ‖g_i‖² (tr ∇²f_i = 0, so residuals do not enter)."""
-    p = parts(theta, X, torch.zeros(X.shape[0], dtype=X.dtype) if y is None else y)
+    relu_net.check_inputs(theta, X, y, h)
+    p = _parts(theta, X, torch.zeros(X.shape[0], dtype=X.dtype) if y is None else y)
     sq = (p.Phi**2).sum(1) + (p.Xt**2).sum(1) * (p.A * p.W2**2).sum(1)
     return float(2 * sq.mean())
 
 
-def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
+def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None):
     """v ↦ ∇²L v for L = mean_i (f_i − y_i)², exact: (2/n)[Gᵀ(Gv) + Σ_i r_i ∇²f_i v]."""
+    p = parts(theta, X, y, h=h)
     n, d = X.shape
-    p = parts(theta, X, y)
-    G = per_sample_gradients(theta, X)
+    G = _per_sample_gradients(theta, X)
     h = p.W2.numel()
     Ar = p.A * p.r[:, None]          # (n, h)
     ArXt = Ar.T @ p.Xt               # (h, d+1): Σ_i r_i a_ik x̃_i
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
+        if not isinstance(v, torch.Tensor) or v.shape != theta.shape:
+            raise vd.InvalidArgumentError(f"v must be a tensor of θ's shape {vd.fmt_shape(theta.shape)}; got "
+                                          f"{vd.fmt_shape(v.shape) if isinstance(v, torch.Tensor) else type(v)}")
         Vt = torch.cat([v[: h * d].reshape(h, d), v[h * d: h * d + h, None]], 1)  # [V1 | vb]
         v2 = v[h * d + h:]
         gn = G.T @ (G @ v)
@@ -151,9 +170,11 @@ def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
     return hvp
 
 
-def full_hessian_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, tol: float = 1e-10) -> float:
+def full_hessian_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, tol: float = 1e-10, *,
+                            h: int | None = None) -> float:
     """Largest (algebraic) eigenvalue of ∇²L by Lanczos on exact Hessian-vector products (no dense eig)."""
-    hvp = full_hessian_hvp(theta, X, y)
+    tol = vd.positive("tol", tol)
+    hvp = full_hessian_hvp(theta, X, y, h=h)
     P = theta.numel()
     op = LinearOperator((P, P), dtype=np.float64,
                         matvec=lambda v: hvp(torch.from_numpy(np.asarray(v, dtype=np.float64).ravel()).to(theta.dtype))
@@ -165,9 +186,11 @@ def full_hessian_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tenso
 def effective_rank(features: torch.Tensor | np.ndarray, threshold: float = 0.90) -> int:
     """Smallest k whose top-k principal components explain ≥ threshold of the variance of the hidden features
     (rows = data points), as the authors' ``effective_rank_pca`` (np.cov, rowvar=False)."""
-    F = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    threshold = vd.probability("threshold", threshold, lo_open=True)
+    F = vd.array("features", features, 2, "(n points, h features)")
+    if F.shape[0] < 2:
+        raise vd.InvalidArgumentError(f"features must have at least 2 rows (points) for a covariance; got "
+                                      f"{vd.fmt_shape(F.shape)}")
     ev = np.linalg.eigvalsh(np.cov(F - F.mean(0), rowvar=False))[::-1]
     if ev.sum() <= 0:
         return 0  # every feature is constant on the data: no variance to explain
@@ -178,13 +201,25 @@ def effective_rank(features: torch.Tensor | np.ndarray, threshold: float = 0.90)
 
 def per_sample_hessian_autograd(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """H_i = ∇²(f(x_i) − y_i)² by ``torch.func.hessian`` (P × P)."""
-    return torch.func.hessian(lambda t: ((relu_net.forward(t, x[None, :]) - y) ** 2).sum())(theta)
+    _check_point(theta, x, y)
+    return torch.func.hessian(lambda t: ((relu_net._forward(t, x[None, :]) - y) ** 2).sum())(theta)
+
+
+def _check_point(theta, x, y) -> None:
+    vd.tensor("x", x, 1, "(d,) one data point")
+    relu_net.check_inputs(theta, x[None, :], X_name="x")
+    y = vd.as_tensor("y", y)
+    vd.kind("y", y, "real")
+    if y.numel() != 1:
+        raise vd.InvalidArgumentError(f"y must be one label (a number); got shape {vd.fmt_shape(y.shape)}")
+    vd.check_finite("y", y)
 
 
 def per_sample_hessian_rows(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The authors' method (``compute_full_hessian``): one ``autograd.grad`` call per parameter."""
+    _check_point(theta, x, y)
     t = theta.detach().clone().requires_grad_(True)
-    loss = ((relu_net.forward(t, x[None, :]) - y) ** 2).sum()
+    loss = ((relu_net._forward(t, x[None, :]) - y) ** 2).sum()
     (g,) = torch.autograd.grad(loss, t, create_graph=True)
     H = torch.zeros(t.numel(), t.numel(), dtype=t.dtype)
     for k in range(t.numel()):
@@ -202,15 +237,31 @@ def sam_effective_gram(G: torch.Tensor, rho_over_alpha: float, c: float = 2.0) -
     c h_ih_iᵀ with h_i = M^{1/2} g_i, so SAM is exactly SGD on the rank-one family c h_ih_iᵀ, whose Gram is
     h_iᵀh_j = g_iᵀ M g_j = (G Gᵀ + (ρ/α)(c/n)(G Gᵀ)²)_ij.
     """
-    if rho_over_alpha < 0:
-        raise ValueError(f"ρ/α must be ≥ 0, got {rho_over_alpha}")
+    vd.tensor("G", G, 2, "(n, P) per-sample gradients")
+    rho_over_alpha = vd.nonnegative("rho_over_alpha (ρ/α)", rho_over_alpha)
+    c = vd.positive("c", c)
     K = G @ G.T
     return K + rho_over_alpha * c / G.shape[0] * K @ K
 
 
 def gram_factor(K: torch.Tensor) -> torch.Tensor:
     """Rows u_i with u_iᵀu_j = K_ij for a PSD Gram matrix K (eigendecomposition; small n only)."""
+    vd.tensor("K", K, 2, "(n, n)")
+    vd.shape("K", K, (K.shape[0], K.shape[0]), "(a square Gram matrix)")
     lam, V = torch.linalg.eigh(0.5 * (K + K.T))
     if float(lam[0]) < -1e-9 * max(1.0, float(lam[-1])):
-        raise ValueError(f"K is not positive semidefinite (smallest eigenvalue {float(lam[0]):.3g})")
+        raise vd.InvalidArgumentError(f"K is not positive semidefinite (smallest eigenvalue {float(lam[0]):.3g})")
     return V * lam.clamp_min(0).sqrt()
+
+
+def reference_errors(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, samples) -> dict:
+    """Closed forms against dense autograd per-sample Hessians on ``samples`` (indices into X): the largest
+    relative error of tr(H_i H_j) and of λ₁(H_i). Slow (one P × P Hessian per sample); for live checks."""
+    idx = list(samples)
+    H = [per_sample_hessian_autograd(theta, X[i], y[i]) for i in idx]
+    T_ref = torch.tensor([[float((Hi * Hj).sum()) for Hj in H] for Hi in H], dtype=theta.dtype)
+    T = trace_products(theta, X[idx], y[idx])
+    lam_ref = torch.stack([torch.linalg.eigvalsh(Hi)[-1].clamp_min(0) for Hi in H])
+    lam = per_sample_lambda_max(theta, X[idx], y[idx])
+    return {"trHiHj": float(((T - T_ref).abs() / T_ref.abs().max()).max()),
+            "lambda_Hi": float(((lam - lam_ref).abs() / lam_ref.abs().max()).max())}

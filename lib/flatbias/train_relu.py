@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from . import records, relu_hessian, relu_net
+from . import validate as vd
 
 METHODS = ("sgd", "sam_0.01", "sam_0.05", "sam_0.1", "sam_0.2")
 
@@ -39,14 +40,14 @@ def method_rho(method: str) -> float:
     """'sgd' → 0; 'sam_0.1' → 0.1; anything else is a clear error."""
     if method == "sgd":
         return 0.0
-    if method.startswith("sam_"):
+    if isinstance(method, str) and method.startswith("sam_"):
         try:
             rho = float(method[4:])
         except ValueError:
             rho = -1.0
-        if rho > 0:
+        if 0 < rho < float("inf"):
             return rho
-    raise ValueError(f"unknown method {method!r}: use 'sgd' or 'sam_<rho>' with rho > 0, e.g. 'sam_0.1'")
+    raise vd.InvalidArgumentError(f"unknown method {method!r}: use 'sgd' or 'sam_<rho>' with rho > 0, e.g. 'sam_0.1'")
 
 
 def method_label(method: str) -> str:
@@ -71,33 +72,60 @@ class Config:
     extra: dict = field(default_factory=dict)
 
     def check(self) -> "Config":
+        """Check every field (a clear :class:`~flatbias.validate.InvalidArgumentError` naming it); return self."""
         method_rho(self.method)
         if self.init not in ("default", "generalizing"):
-            raise ValueError(f"init must be 'default' or 'generalizing', got {self.init!r}")
+            raise vd.InvalidArgumentError(f"init must be 'default' or 'generalizing', got {self.init!r}")
+        vd.integer("d", self.d, 2, why="(the label x_1 x_2 reads two inputs)")
+        vd.integer("h", self.h, 1)
+        vd.integer("n", self.n, 1)
+        vd.integer("n_val", self.n_val, 1)
+        vd.batch_size(self.batch_size, self.n, "batch_size", "(the number of training points)")
+        vd.integer("seed", self.seed, 0)
+        vd.positive("lr", self.lr)
         if self.n % self.batch_size:
-            raise ValueError(f"n = {self.n} is not a multiple of the batch size {self.batch_size}; "
-                             "the authors' loop would leave a short last batch: pick a divisor")
-        if self.lr <= 0 or self.epochs < 0:
-            raise ValueError(f"need lr > 0 and epochs ≥ 0, got lr = {self.lr}, epochs = {self.epochs}")
+            raise vd.InvalidArgumentError(f"n = {self.n} is not a multiple of the batch size {self.batch_size}; "
+                                          "the authors' loop would leave a short last batch: pick a divisor")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise vd.InvalidArgumentError(f"need lr > 0 and epochs ≥ 0, got lr = {self.lr}, epochs = {self.epochs}")
+        if self.init == "generalizing":
+            vd.integer("C", self.C, 2, self.d, why="(the generalizing init reads the first C inputs)")
+            if self.h < 2 ** self.C:
+                raise vd.InvalidArgumentError(f"h = {self.h} is too small for the C = {self.C} generalizing init; "
+                                              f"it needs h ≥ 2^C = {2 ** self.C}")
+            vd.nonnegative("noise", self.noise)
+        if not isinstance(self.extra, dict):
+            raise vd.ArgumentTypeError(f"extra must be a dict; got {type(self.extra).__name__}")
         return self
 
 
 def batch_gradient(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """∇_θ mean_i (f(x_i) − y_i)² = (2/B) Gᵀ r."""
-    G = relu_hessian.per_sample_gradients(theta, X)
-    return 2.0 / X.shape[0] * (G.T @ (relu_net.forward(theta, X) - y))
+    relu_net.check_inputs(theta, X, y)
+    return _batch_gradient(theta, X, y)
+
+
+def _batch_gradient(theta, X, y):
+    G = relu_hessian._per_sample_gradients(theta, X)
+    return 2.0 / X.shape[0] * (G.T @ (relu_net._forward(theta, X) - y))
 
 
 def step(theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, lr: float, rho: float) -> torch.Tensor:
     """One SGD (rho = 0) or SAM step on a minibatch (SAM: e = ρ g/(‖g‖ + 1e-12), gradient at θ + e)."""
-    g = batch_gradient(theta, xb, yb)
+    relu_net.check_inputs(theta, xb, yb, X_name="xb", y_name="yb")
+    return _step(theta, xb, yb, vd.positive("lr", lr), vd.nonnegative("rho", rho))
+
+
+def _step(theta, xb, yb, lr: float, rho: float):
+    g = _batch_gradient(theta, xb, yb)
     if rho > 0:
-        g = batch_gradient(theta + rho * g / (g.norm() + 1e-12), xb, yb)
+        g = _batch_gradient(theta + rho * g / (g.norm() + 1e-12), xb, yb)
     return theta - lr * g
 
 
 def metrics(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor) -> dict:
     """Everything the chapters plot, at one θ (coherence exact, residual terms included)."""
+    relu_net.check_inputs(theta, Xv, yv, X_name="Xv", y_name="yv")
     coh = relu_hessian.coherence(theta, X, y)
     return {
         "train_loss": float(relu_net.mse_loss(theta, X, y)),
@@ -116,13 +144,23 @@ def metrics(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, Xv: torch.Ten
 
 def data(cfg: Config) -> tuple[torch.Tensor, ...]:
     """Training and validation parity data drawn in the authors' order: train, validation (then the init)."""
+    _config(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     X, y = relu_net.parity_data(cfg.n, cfg.d, gen)
     Xv, yv = relu_net.parity_data(cfg.n_val, cfg.d, gen)
     return X, y, Xv, yv, gen
 
 
+def _config(cfg) -> Config:
+    if not isinstance(cfg, Config):
+        raise vd.ArgumentTypeError(f"cfg must be a train_relu.Config; got {type(cfg).__name__}")
+    return cfg.check()
+
+
 def initial_theta(cfg: Config, gen: torch.Generator) -> torch.Tensor:
+    """θ at epoch 0: PyTorch's default init, or the (C, r) generalizing solution plus N(0, noise²) noise."""
+    _config(cfg)
+    vd.generator("gen", gen)
     if cfg.init == "default":
         torch.manual_seed(cfg.seed)
         return relu_net.TwoLayerReLU(cfg.d, cfg.h).flat()
@@ -132,7 +170,7 @@ def initial_theta(cfg: Config, gen: torch.Generator) -> torch.Tensor:
 
 def train(cfg: Config, track_inputs: bool = False) -> dict:
     """Train one configuration; per-epoch metrics at epochs 0..E (epoch e = before the e-th pass, E = after the last)."""
-    cfg.check()
+    _config(cfg)
     X, y, Xv, yv, gen = data(cfg)
     theta = initial_theta(cfg, gen)
     rho = method_rho(cfg.method)
@@ -147,7 +185,7 @@ def train(cfg: Config, track_inputs: bool = False) -> dict:
         perm = torch.randperm(cfg.n, generator=gen)
         for i in range(0, cfg.n, cfg.batch_size):
             idx = perm[i: i + cfg.batch_size]
-            theta = step(theta, X[idx], y[idx], cfg.lr, rho)
+            theta = _step(theta, X[idx], y[idx], cfg.lr, rho)
         if not torch.isfinite(theta).all():
             raise FloatingPointError(f"{cfg.method} seed {cfg.seed} diverged in epoch {epoch}; lower the learning rate")
     hist["final_theta_norm"] = float(theta.norm())
@@ -156,6 +194,16 @@ def train(cfg: Config, track_inputs: bool = False) -> dict:
 
 def run(seeds, methods=METHODS, progress: bool | None = None, **overrides) -> dict:
     """Train every (method, seed); returns {method: {seed: history}}."""
+    seeds = [vd.integer("seed", s, 0) for s in seeds]
+    for m in methods:
+        method_rho(m)
+    fields = [f for f in Config.__dataclass_fields__ if f not in ("seed", "method")]
+    bad = sorted(set(overrides) - set(fields))
+    if bad:
+        raise vd.InvalidArgumentError(f"unknown settings {bad}: seeds and methods are arguments of run, the other "
+                                      f"settings are {fields}")
+    for m in methods:  # every configuration is checked before the first run starts
+        Config(seed=seeds[0] if seeds else 0, method=m, **overrides).check()
     out: dict = {m: {} for m in methods}
     jobs = [(m, s) for m in methods for s in seeds]
     threads = torch.get_num_threads()
@@ -173,6 +221,12 @@ def summary(runs: dict, key: str, epoch: int = -1) -> dict:
     """{method: (mean, std, [per-seed values])} of a metric at one epoch (default: the last)."""
     out = {}
     for m, by_seed in runs.items():
+        for s, h in by_seed.items():
+            if key not in h:
+                raise vd.InvalidArgumentError(f"unknown metric key {key!r}; the runs hold {sorted(h)}")
+            if not -len(h[key]) <= epoch < len(h[key]):
+                raise vd.InvalidArgumentError(f"epoch = {epoch} is out of range for {m} seed {s} "
+                                              f"({len(h[key])} epochs recorded)")
         vals = np.array([h[key][epoch] for h in by_seed.values()], dtype=float)
         out[m] = (float(vals.mean()), float(vals.std()), vals.tolist())
     return out
@@ -182,7 +236,8 @@ def run_and_record(experiment: str, seeds, scale: str, out: str | Path | None = 
                    **overrides) -> Path:
     """Run an experiment ('training' or 'perturb') and write its record under results/relu/."""
     if experiment not in ("training", "perturb"):
-        raise ValueError(f"unknown experiment {experiment!r}: use 'training' or 'perturb'")
+        raise vd.InvalidArgumentError(f"unknown experiment {experiment!r}: use 'training' or 'perturb'")
+    vd.choice("scale", scale, ("smoke", "full"))
     if experiment == "perturb":
         overrides.setdefault("init", "generalizing")
     t0 = time.perf_counter()
@@ -197,16 +252,33 @@ def run_and_record(experiment: str, seeds, scale: str, out: str | Path | None = 
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Paper 2's two-layer ReLU experiments (SPEC §B.8(b)(c)).")
+    """``python -m flatbias.train_relu {training,perturb} [--seeds ...] [--epochs E] [--scale S] [--out PATH]``;
+    a bad argument is one line on stderr and exit status 2 (no traceback)."""
+    prog = "python -m flatbias.train_relu"
+    ap = vd.CliParser(prog=prog, description="Paper 2's two-layer ReLU experiments (SPEC §B.8(b)(c)).")
     ap.add_argument("experiment", choices=["training", "perturb"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--scale", default="full", choices=["smoke", "full"])
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    path = run_and_record(a.experiment, a.seeds, a.scale, a.out, progress=True, epochs=a.epochs)
+    with vd.cli_errors(prog):
+        path = run_and_record(a.experiment, a.seeds, a.scale, a.out, progress=True, epochs=a.epochs)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
     main()
+
+
+def step_autograd(theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, lr: float, rho: float) -> torch.Tensor:
+    """Reference for :func:`step`: SAM (or SGD at ρ = 0) as two plain autograd passes (slow; for checks)."""
+    def grad(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(((relu_net.forward(t, xb) - yb) ** 2).mean(), t)
+        return g
+
+    g = grad(theta)
+    if rho > 0:
+        g = grad(theta + rho * g / (g.norm() + 1e-12))
+    return theta - lr * g
