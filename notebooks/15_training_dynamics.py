@@ -53,44 +53,61 @@ PROTOCOL = Protocol(
     settings={
         "seeds": Setting([0], [0, 1, 2, 3, 4], "ours", "the authors' code: seed 0"),
         "methods": Setting(["sgd", "sam_0.2"],
-                           ["sgd", "sam_0.01", "sam_0.05", "sam_0.1", "sam_0.2"], "paper"),
+                           ["sgd", "sam_0.01", "sam_0.05", "sam_0.1", "sam_0.2"],
+                           "paper"),
         "epochs": Setting(8, 50, "paper", "the authors' code"),
         "d_h_n_lr_batch": same([30, 120, 100, 0.1, 10], "paper", "the authors' code"),
-        "guard_samples": same([0, 1], "ours", "per-sample Hessians checked by autograd"),
+        "guard_samples": same([0, 1], "ours", "Hessians checked by autograd"),
     },
     claims=[
-        Claim("flatter", "SAM (ρ=0.2) ends at a flatter solution than SGD: smaller "
-              "max_i λ1(H_i) and λ_max(∇²L)", "Paper 2, synthetic experiment (SPEC §B.8(b))"),
-        Claim("lower_rank", "SAM (ρ=0.2) learns lower-rank hidden features than SGD "
-              "(effective rank 29 vs 94)", "Paper 2, rebuttal (SPEC §B.8(b))"),
-        Claim("more_coherent", "SAM prefers coherent minima, so SAM (ρ=0.2) ends with a larger "
-              "coherence σ than SGD", "Paper 2, Theorem 3.6 (applied to training: our reading)",
+        Claim("flatter",
+              "SAM (ρ=0.2) ends at a flatter solution than SGD: smaller "
+              "max_i λ1(H_i) and λ_max(∇²L)",
+              "Paper 2, synthetic experiment (SPEC §B.8(b))"),
+        Claim("lower_rank",
+              "SAM (ρ=0.2) learns lower-rank hidden features than SGD "
+              "(effective rank 29 vs 94)",
+              "Paper 2, rebuttal (SPEC §B.8(b))"),
+        Claim("more_coherent",
+              "SAM prefers coherent minima, so SAM (ρ=0.2) ends with a larger "
+              "coherence σ than SGD",
+              "Paper 2, Theorem 3.6 (applied to training: our reading)",
               reading="ours"),
-        Claim("note_table", "The note's table, rows swapped (λ1(S) = 12740…, max_i λ1(H_i) = "
-              "133.9…), describes these runs", "Paper 2 note's table (SPEC §B.8(b)); the swap "
-              "is our reading", reading="ours"),
+        Claim("note_table",
+              "The note's table, rows swapped (λ1(S) = 12740…, "
+              "max_i λ1(H_i) = 133.9…), describes these runs",
+              "Paper 2 note's table (SPEC §B.8(b)); the swap is our reading",
+              reading="ours"),
     ],
     checks=[
-        Check("flatter_seeds", "share of seeds where SAM ρ=0.2 ends with smaller max_i λ1(H_i)",
+        Check("flatter_seeds",
+              "share of seeds where SAM ρ=0.2 ends with smaller max_i λ1(H_i)",
               Criterion(">=", 1.0, "ours", "every seed"), claim="flatter"),
-        Check("lmax_seeds", "share of seeds where SAM ρ=0.2 ends with smaller λ_max(∇²L)",
-              Criterion(">=", 1.0, "ours", "every seed"), role="secondary", claim="flatter"),
+        Check("lmax_seeds",
+              "share of seeds where SAM ρ=0.2 ends with smaller λ_max(∇²L)",
+              Criterion(">=", 1.0, "ours", "every seed"), role="secondary",
+              claim="flatter"),
         Check("rank_ratio", "mean effective rank, SAM ρ=0.2 / SGD, at the last epoch",
               Criterion("<=", 0.5, "ours", "the paper's 29/94 = 0.31, with a margin"),
               claim="lower_rank"),
-        Check("rank_seeds", "share of seeds where SAM ρ=0.2 ends with a lower effective rank",
+        Check("rank_seeds",
+              "share of seeds where SAM ρ=0.2 ends with a lower effective rank",
               Criterion(">=", 1.0, "ours"), role="secondary", claim="lower_rank"),
         Check("sigma_gap", "mean σ, SAM ρ=0.2 minus SGD, at the last epoch",
               Criterion(">", 0.0, "ours"), claim="more_coherent"),
-        Check("row1_factor", "worst factor between our max_i λ1(H_i) and the note's row 1",
+        Check("row1_factor",
+              "worst factor between our max_i λ1(H_i) and the note's row 1",
               Criterion("<=", 2.0, "ours"), claim="note_table"),
         Check("sigma_factor", "factor between our σ (SGD) and the swapped table's 95.1",
               Criterion("<=", 2.0, "ours"), role="secondary", claim="note_table"),
-        Check("trHiHj_vs_autograd", "closed-form tr(H_i H_j) vs autograd Hessians (rel.)",
+        Check("trHiHj_vs_autograd",
+              "closed-form tr(H_i H_j) vs autograd Hessians (rel.)",
               Criterion("<=", 1e-8, "ours"), role="guard", fmt=".1e"),
-        Check("lambda_Hi_vs_autograd", "closed-form λ1(H_i) vs autograd Hessians (rel.)",
+        Check("lambda_Hi_vs_autograd",
+              "closed-form λ1(H_i) vs autograd Hessians (rel.)",
               Criterion("<=", 1e-8, "ours"), role="guard", fmt=".1e"),
-        Check("sam_step_vs_autograd", "SAM step vs a plain two-pass autograd step (max abs.)",
+        Check("sam_step_vs_autograd",
+              "SAM step vs a plain two-pass autograd step (max abs.)",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
         Check("rank_vs_svd", "effective rank vs an SVD of the same features (max abs.)",
               Criterion("==", 0, "ours"), role="guard"),
@@ -169,7 +186,8 @@ feats = relu_net.features(theta, X).numpy()
 sv = np.linalg.svd(feats - feats.mean(0), compute_uv=False) ** 2
 rank_svd = int(np.searchsorted(np.cumsum(sv / sv.sum()), 0.90) + 1)
 rank_lib = relu_hessian.effective_rank(relu_net.features(theta, X), 0.90)
-print(f"tr(H_i H_j) rel. error {ref['trHiHj']:.1e}, λ1(H_i) rel. error {ref['lambda_Hi']:.1e}, "
+print(f"tr(H_i H_j) rel. error {ref['trHiHj']:.1e}, "
+      f"λ1(H_i) rel. error {ref['lambda_Hi']:.1e}, "
       f"SAM step difference {float((sam - sam_ref).abs().max()):.1e}, "
       f"effective rank {rank_lib} (SVD: {rank_svd})")
 
@@ -194,11 +212,13 @@ measured = {
                                    < last("max_lambda_Hi", "sgd"))),
     "lmax_seeds": float(np.mean(last("hess_lambda_max", "sam_0.2")
                                 < last("hess_lambda_max", "sgd"))),
-    "rank_ratio": float(last("eff_rank", "sam_0.2").mean() / last("eff_rank", "sgd").mean()),
+    "rank_ratio": float(last("eff_rank", "sam_0.2").mean()
+                        / last("eff_rank", "sgd").mean()),
     "rank_seeds": float(np.mean(last("eff_rank", "sam_0.2") < last("eff_rank", "sgd"))),
     "sigma_gap": float(last("sigma", "sam_0.2").mean() - sig_sgd),
     "row1_factor": float(max(factors)),
-    "sigma_factor": float(max(sig_sgd / SWAPPED_SIGMA_SGD, SWAPPED_SIGMA_SGD / sig_sgd)),
+    "sigma_factor": float(max(sig_sgd / SWAPPED_SIGMA_SGD,
+                              SWAPPED_SIGMA_SGD / sig_sgd)),
     "trHiHj_vs_autograd": ref["trHiHj"],
     "lambda_Hi_vs_autograd": ref["lambda_Hi"],
     "sam_step_vs_autograd": float((sam - sam_ref).abs().max()),
@@ -213,7 +233,7 @@ paper = chapter_record.paper_scale(PROTOCOL, scale, measured, {"runs": runs},
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]
-shown = (paper.data or {"runs": runs})["runs"]  # the paper-scale record when there is one
+shown = (paper.data or {"runs": runs})["runs"]  # the paper-scale record if there is one
 KEYS = [("sigma", r"coherence $\sigma$"), ("max_lambda_Hi", r"$\max_i\lambda_1(H_i)$"),
         ("hess_lambda_max", r"$\lambda_{\max}(\nabla^2L)$"),
         ("eff_rank", "effective rank (PCA 90%)"), ("val_acc", "validation accuracy"),
@@ -259,7 +279,8 @@ print(f"{'':>11} {'σ (0 → end)':>14} {'eff. rank (0 → end)':>20} {'max λ1(
 for m, by_seed in shown.items():
     def mean(key, e):
         return np.mean([h[key][e] for h in by_seed.values()])
-    print(f"{train_relu.method_label(m):>11} {mean('sigma', 0):6.2f} → {mean('sigma', -1):5.2f} "
+    print(f"{train_relu.method_label(m):>11} "
+          f"{mean('sigma', 0):6.2f} → {mean('sigma', -1):5.2f} "
           f"{mean('eff_rank', 0):9.1f} → {mean('eff_rank', -1):6.1f} "
           f"{mean('max_lambda_Hi', -1):11.1f} {mean('val_acc', -1):7.2f} "
           f"| {NOTE.get(m, ('',))[0]:>6}")
@@ -269,9 +290,10 @@ def final_mean(key, m):
     return float(np.mean([h[key][-1] for h in shown[m].values()]))
 
 
-for key, m, name in [("sigma", "sgd", "sigma_sgd"), ("sigma", "sam_0.2", "sigma_sam2"),
-                     ("eff_rank", "sgd", "rank_sgd"), ("eff_rank", "sam_0.2", "rank_sam2"),
-                     ("max_lambda_Hi", "sgd", "lh_sgd"), ("max_lambda_Hi", "sam_0.2", "lh_sam2")]:
+GLUED = [("sigma", "sgd", "sigma_sgd"), ("sigma", "sam_0.2", "sigma_sam2"),
+         ("eff_rank", "sgd", "rank_sgd"), ("eff_rank", "sam_0.2", "rank_sam2"),
+         ("max_lambda_Hi", "sgd", "lh_sgd"), ("max_lambda_Hi", "sam_0.2", "lh_sam2")]
+for key, m, name in GLUED:
     glue(name, final_mean(key, m), display=False)
 glue("rank_start", float(np.mean([h["eff_rank"][0] for by in shown.values()
                                   for h in by.values()])), display=False)

@@ -48,44 +48,57 @@ PROTOCOL = Protocol(
     settings={
         "seeds": Setting([0], [0, 1, 2, 3, 4], "ours", "the authors' code: seed 0"),
         "methods": Setting(["sgd", "sam_0.2"],
-                           ["sgd", "sam_0.01", "sam_0.05", "sam_0.1", "sam_0.2"], "paper"),
+                           ["sgd", "sam_0.01", "sam_0.05", "sam_0.1", "sam_0.2"],
+                           "paper"),
         "epochs": Setting(5, 50, "paper", "the authors' code"),
         "start": same({"C": 3, "noise": 0.01}, "paper", "the authors' code"),
         "eta_B": same([0.1, 10], "paper", "the authors' code"),
         "bisection_steps": same(12, "ours", "for the critical η of linearized SGD"),
     },
     claims=[
-        Claim("start_stable", "The C=3 generalizing minimum is linearly stable for SGD at the "
-              "code's η=0.1, B=10 (ρ(𝒯) < 1)", "ours (Paper 2's exact criterion, Thm 3.1, "
-              "at the authors' settings)", reading="ours"),
-        Claim("stay", "Started at the C=3 solution plus N(0, 0.01²) noise, SGD and SAM keep it: "
-              "100% validation accuracy, weight on x1, x2, x3", "Paper 2 code, perturbation "
-              "experiment (SPEC §B.8(c))", reading="ours"),
-        Claim("sam_more_coherent", "SAM prefers coherent minima: from this start SAM (ρ=0.2) ends "
-              "more coherent than SGD", "Paper 2, Theorem 3.6 (applied to training: our reading)",
+        Claim("start_stable",
+              "The C=3 generalizing minimum is linearly stable for SGD at the "
+              "code's η=0.1, B=10 (ρ(𝒯) < 1)",
+              "ours (Paper 2's exact criterion, Thm 3.1, at the authors' settings)",
               reading="ours"),
-        Claim("faster_low_c", "Fixed r, varying C: SAM converges faster to low-C solutions",
+        Claim("stay",
+              "Started at the C=3 solution plus N(0, 0.01²) noise, SGD and SAM keep "
+              "it: 100% validation accuracy, weight on x1, x2, x3",
+              "Paper 2 code, perturbation experiment (SPEC §B.8(c))", reading="ours"),
+        Claim("sam_more_coherent",
+              "SAM prefers coherent minima: from this start SAM (ρ=0.2) ends more "
+              "coherent than SGD",
+              "Paper 2, Theorem 3.6 (applied to training: our reading)",
+              reading="ours"),
+        Claim("faster_low_c",
+              "Fixed r, varying C: SAM converges faster to low-C solutions",
               "Paper 2, summary of the ablations (SPEC §B.8(c))", testable=False,
-              why="the authors' start already is a low-C (C=3) solution and no run leaves it; "
-                  "a test needs starts at higher C (e.g. C=6 or memorizing) where SGD is unstable"),
+              why="the authors' start already is a low-C (C=3) solution and no run "
+                  "leaves it; a test needs starts at higher C (e.g. C=6 or "
+                  "memorizing) where SGD is unstable"),
     ],
     checks=[
         Check("radius", "ρ(𝒯) of linearized SGD at the C=3 minimum",
-              Criterion("<", 1.0, "paper", "Thm 3.1: stable iff ρ(𝒯) < 1"), claim="start_stable",
-              fmt=".4f"),
+              Criterion("<", 1.0, "paper", "Thm 3.1: stable iff ρ(𝒯) < 1"),
+              claim="start_stable", fmt=".4f"),
         Check("stay_share", "share of runs that end with 100% validation accuracy",
               Criterion(">=", 1.0, "ours"), claim="stay"),
-        Check("weight_share", "smallest share of first-layer weight on x1, x2, x3 at the end",
+        Check("weight_share",
+              "smallest share of first-layer weight on x1, x2, x3 at the end",
               Criterion(">=", 0.9, "ours"), role="secondary", claim="stay"),
         Check("sigma_gap", "mean σ at the end, SAM ρ=0.2 minus SGD",
               Criterion(">", 0.0, "ours"), claim="sam_more_coherent"),
-        Check("start_fit", "our start (noise 0) in the module: max |f − y|, train and validation",
+        Check("start_fit",
+              "our start (noise 0) in the module: max |f − y|, train and validation",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
-        Check("rank_one_trHiHj", "at the C=3 minimum, closed-form tr(H_i H_j) vs 4 (g_i·g_j)² (rel.)",
+        Check("rank_one_trHiHj",
+              "at the C=3 minimum, closed-form tr(H_i H_j) vs 4 (g_i·g_j)² (rel.)",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("sam_step_vs_autograd", "SAM step vs a plain two-pass autograd step (max abs.)",
+        Check("sam_step_vs_autograd",
+              "SAM step vs a plain two-pass autograd step (max abs.)",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
-        Check("used_inputs_direct", "used_inputs vs Σ_k |W2_k| |W1[k, j]| from the weights (max abs.)",
+        Check("used_inputs_direct",
+              "used_inputs vs Σ_k |W2_k| |W1[k, j]| from the weights (max abs.)",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
     ],
 )
@@ -99,8 +112,8 @@ import numpy as np
 import torch
 from myst_nb import glue
 
-from flatbias import chapter_record, relu_hessian, relu_net, repro, stability, train_relu
-from flatbias import verdict
+from flatbias import chapter_record, relu_hessian, relu_net, repro, stability
+from flatbias import train_relu, verdict
 from flatbias.scale import get_scale
 from flatbias.style import set_style
 
@@ -137,7 +150,8 @@ model = relu_net.TwoLayerReLU(30, 120)
 theta0 = train_relu.initial_theta(cfg, gen)
 model.load_flat(theta0)
 with torch.no_grad():
-    start_fit = max(float((model(X) - y).abs().max()), float((model(Xv) - yv).abs().max()))
+    start_fit = max(float((model(X) - y).abs().max()),
+                    float((model(Xv) - yv).abs().max()))
 print(f"our start (noise 0) in the real module: max |f - y| = {start_fit:.1e}")
 
 # %% [markdown]
@@ -161,7 +175,8 @@ for _ in range(P["bisection_steps"]):
 eta_star = 0.5 * (lo + hi)
 T = relu_hessian.trace_products(theta3, X, y)
 rank_one = float(((T - 4 * (G3 @ G3.T) ** 2).abs() / T.abs().max()).max())
-print(f"ρ(T) at η = {eta}, B = {B}: {rad:.4f}; SGD stays stable up to η* ≈ {eta_star:.2f}")
+print(f"ρ(T) at η = {eta}, B = {B}: {rad:.4f}; "
+      f"SGD stays stable up to η* ≈ {eta_star:.2f}")
 
 # %% [markdown]
 # ## The runs
@@ -181,7 +196,8 @@ share = {m: np.array([np.sum(h["used_inputs"][-1][:3]) / np.sum(h["used_inputs"]
                       for h in b.values()]) for m, b in runs.items()}
 for m in runs:
     print(f"{train_relu.method_label(m):>11}: val acc {last[m]['val_acc'].mean():.2f}, "
-          f"train loss {last[m]['train_loss'].mean():.1e}, σ → {last[m]['sigma'].mean():.1f}, "
+          f"train loss {last[m]['train_loss'].mean():.1e}, "
+          f"σ → {last[m]['sigma'].mean():.1f}, "
           f"share of weight on x1..x3 {share[m].min():.3f}")
 
 # %% [markdown]
@@ -190,7 +206,8 @@ for m in runs:
 # %%
 measured = {
     "radius": float(rad),
-    "stay_share": float(np.mean(np.concatenate([v["val_acc"] == 1.0 for v in last.values()]))),
+    "stay_share": float(np.mean(np.concatenate([v["val_acc"] == 1.0
+                                                for v in last.values()]))),
     "weight_share": float(min(s.min() for s in share.values())),
     "sigma_gap": float(last["sam_0.2"]["sigma"].mean() - last["sgd"]["sigma"].mean()),
     "start_fit": start_fit,
@@ -198,8 +215,9 @@ measured = {
     "sam_step_vs_autograd": float((sam - sam_ref).abs().max()),
     "used_inputs_direct": used_err,
 }
-data = {"runs": {m: {s: {k: h[k] for k in ("train_loss", "sigma", "val_acc", "used_inputs")}
-                     for s, h in b.items()} for m, b in runs.items()},
+KEPT = ("train_loss", "sigma", "val_acc", "used_inputs")
+data = {"runs": {m: {s: {k: h[k] for k in KEPT} for s, h in b.items()}
+                 for m, b in runs.items()},
         "eta_star": eta_star}
 smoke = PROTOCOL.evaluate(measured, scale)
 smoke.assert_guards()
