@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from flatbias import cifar_train as ct
 from flatbias import precision, records
+from flatbias.gpu_session import PEAKS
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}  # dense, no sparsity
+PEAK_BF16 = {k: v["bf16"] for k, v in PEAKS.items()}  # dense, no sparsity; the first name contained in the GPU's wins
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 
 

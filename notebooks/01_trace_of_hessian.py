@@ -269,6 +269,8 @@ glue("n_points", len(shown["rows"]), display=False)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

@@ -19,11 +19,12 @@
 # %% [markdown]
 # # Exponential convergence of the Riemannian gradient flow
 #
-# Paper 1's main technical result {cite}`gatmiry2024simplicity`: the Riemannian gradient flow of the sharpness on the
-# zero-loss manifold converges to the rank-one global minimum of {prf:ref}`thm-stationary` *exponentially fast, from every
-# initialization*. Label-noise SGD follows this flow in the small-step limit {cite}`li2022happens,damian2021label`, which
-# is how the paper concludes that SGD finds the simple solution. This chapter integrates the flow, identifies its two
-# phases, and compares the late exponential rate with the curvature at the optimum.
+# Paper 1's main technical result {cite}`gatmiry2024simplicity`: "the Riemannian gradient flow on the
+# manifold linearly converges to the global minimizer of the sharpness for all initialization" (the
+# rank-one minimum of {prf:ref}`thm-stationary`). Label-noise SGD follows this flow in the
+# small-step limit {cite}`li2022happens,damian2021label`, which is how the paper concludes that SGD
+# finds the simple solution. This chapter integrates the flow from many starts, checks that every
+# run reaches the closed-form optimum, and tests a quantitative prediction for the exponential rate.
 
 # %% tags=["remove-cell"]
 # Colab: install the book's package (does nothing elsewhere).
@@ -32,34 +33,132 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    url = "git+https://github.com/flatbias/flatbias-book"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs: the settings at both scales, the claims, and the criterion of every
+# check, each tagged as the paper's or ours. The checks below read their thresholds from here.
+
+# %% tags=["protocol"]
+from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
+
+PROTOCOL = Protocol(
+    chapter="05_convergence_rate",
+    settings={
+        "activation": same("sinh", "ours"),
+        "n_m": same([3, 10], "paper", "(n, m) of Figure 1"),
+        "dims": same([3, 5], "ours", "d = n (Figure 1) and d > n"),
+        "draws": Setting(2, 5, "ours", "data draws per d"),
+        "inits": Setting(2, 4, "ours", "starts per draw"),
+        "init_stds": same([0.3, 1.0, 3.0], "ours", "init std / (1/√d), in turn"),
+        "min_eig_K": same(1e-2, "ours", "reject draws with λ_min(XXᵀ) below this"),
+        "max_steps": same(20000, "ours", "step budget (the horizon) of a run"),
+        "tol": same(1e-10, "ours", "a run stops at ‖grad‖ ≤ this"),
+        "log_every": same(5, "ours"),
+        "h_cap": same(0.05, "ours", "Armijo steps capped at h_cap / μ"),
+        "fit_window": same([1e-11, 1e-4], "ours", "(F − F*)/F* range of the rate fit"),
+        "reach": same([1e-11, 1e-6], "ours", "reached: (F − F*)/F*, max|z − z*| below"),
+        "stay_delta": same(1e-2, "ours", "ε of Theorem 3.5 (1) as tested"),
+        "stay_steps": Setting(500, 2000, "ours",
+                              "fixed steps h = 1/λ_max once ‖grad‖ ≤ ε (first start)"),
+        "kappas": Setting([0.02, 0.05, 0.1], [0.01, 0.02, 0.05, 0.1, 0.2], "ours",
+                          "λ_min(XXᵀ) of the conditioning sweep"),
+        "ref_steps": same(10, "ours", "fixed steps compared with the reference loop"),
+        "seed": same(0, "ours"),
+    },
+    claims=[
+        Claim("converges", "From every initialization on M the flow converges to the "
+              "global minimizer θ_jᵀx_i = φ⁻¹(y_i/m), and ‖grad‖ stays below ε once it "
+              "is", "Paper 1, Theorem 3.5"),
+        Claim("exponential", "The convergence is exponential, late rate of F − F* "
+              "equal to 2μ, μ = λ_min(Hess_M F(θ*)) on the data span, the same for "
+              "every start",
+              "Paper 1, Theorem 3.5 (rate: ours, SPEC §A.8)", reading="ours"),
+        Claim("conditioning", "The rate grows in proportion to λ_min(XXᵀ)",
+              "ours (SPEC §A.8; Assumption 3.2 sets the paper's constants)",
+              reading="ours"),
+    ],
+    checks=[
+        Check("share_converged", "share of runs that reach the optimum in the horizon",
+              Criterion(">=", 1.0, "paper", "every initialization"), claim="converges"),
+        Check("stays_small", "largest ‖grad‖ once it fell below ε = 1e-2, over ε "
+              "(fixed steps h = 1/λ_max)",
+              Criterion("<=", 1.0, "paper"), role="secondary", claim="converges"),
+        Check("orth_drift", "largest move of θ_j's part ⊥ span{x_i}",
+              Criterion("<=", 1e-10, "ours"), role="secondary", claim="converges",
+              fmt=".1e"),
+        Check("ratio_min", "smallest fitted late rate / 2μ over runs",
+              Criterion(">=", 0.8, "ours", "SPEC §A.12: within 20 %"),
+              claim="exponential"),
+        Check("ratio_max", "largest fitted late rate / 2μ over runs",
+              Criterion("<=", 1.2, "ours", "SPEC §A.12: within 20 %"),
+              claim="exponential"),
+        Check("rate_spread", "largest spread of the fitted rate over the starts of a "
+              "draw (max/min − 1)", Criterion("<=", 0.1, "ours"), role="secondary",
+              claim="exponential"),
+        Check("fit_r2", "worst R² of the straight-line fit of log(F − F*)",
+              Criterion(">=", 0.999, "ours"), role="secondary", claim="exponential",
+              fmt=".5f"),
+        Check("sweep_slope", "log-log slope of the rate against λ_min(XXᵀ)",
+              Criterion("in", (0.7, 1.4), "ours"), claim="conditioning"),
+        Check("sweep_ratio", "largest |rate / 2μ − 1| over the sweep",
+              Criterion("<=", 0.2, "ours"), role="secondary", claim="conditioning"),
+        Check("descent_vs_reference", "riemannian.descent vs a plain autograd loop, "
+              "fixed step (max rel. F)", Criterion("<=", 1e-10, "ours"), role="guard",
+              fmt=".1e"),
+        Check("mu_vs_autograd", "μ vs autograd Hessian at θ* (d = n; abs. / λ_max)",
+              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
+        Check("optimum_exact", "closed-form θ*: ‖grad_M F‖/‖∇F‖ and |F − F*|/F* (max)",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("on_M", "max |f(x_i) − y_i| at the ends of the runs",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("beta_grid", "measured β on [−6, 6] vs closed forms (max abs.)",
+              Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
+    ],
+    changes=[
+        Change("stays_small (Theorem 3.5 (1))",
+               "measured on the Armijo runs, steps up to 0.05/μ",
+               "measured on a run with fixed steps h = 1/λ_max, from the first logged "
+               "point with ‖grad‖ ≤ ε, for the first start of every draw",
+               "the first smoke run gave 1.4ε, each rise at a step with h·λ_max "
+               "between 3 and 7, where explicit steps do not follow the flow; "
+               "rerun with h ≤ 0.5/λ_max the same starts stayed below ε "
+               "(at most 0.999ε)"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from myst_nb import glue
 
-from flatbias import manifold, optimum, repro, riemannian, twolayer
+from flatbias import (chapter_record, landscape, manifold, optimum, repro, riemannian,
+                      twolayer, verdict)
 from flatbias.activations import get_activation
-from flatbias.scale import get_scale, pick
+from flatbias.scale import get_scale
 from flatbias.style import COLORS, set_style
-from flatbias.verdict import glue_verdict
 
 torch.set_default_dtype(torch.float64)
+torch.set_num_threads(1)  # tiny matrices: one thread is fastest on a shared machine
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-gen = repro.seed_everything(0)
-n, d, m, act = 3, 3, 10, "sinh"  # the paper's Figure-1 sizes
-DRAWS = pick(scale, smoke=3, full=10)  # data draws (uniform on [0, 1]); every λ_min(XXᵀ) is reported
-INITS = pick(scale, smoke=3, full=10)  # initializations per draw
-KAPPAS = pick(scale, smoke=[0.02, 0.05, 0.1], full=[0.005, 0.01, 0.02, 0.05, 0.1])  # λ_min(XXᵀ) of the sweep
-MIN_EIG_K = 1e-2  # our choice (SPEC §A.8): reject draws with λ_min(XXᵀ) < 1e-2, for speed
-print(f"scale = {scale}: {DRAWS} data draws x {INITS} inits, conditioning sweep over λ_min(XXᵀ) = {KAPPAS}")
+t_start = time.perf_counter()
+gen = repro.seed_everything(P["seed"])
+act = P["activation"]
+n, m = P["n_m"]
+print(f"scale = {scale}: d in {P['dims']}, {P['draws']} draws x {P['inits']} starts; "
+      f"sweep over λ_min(XXᵀ) = {P['kappas']}")
 
 # %% [markdown]
 # ## The claim
@@ -70,153 +169,270 @@ print(f"scale = {scale}: {DRAWS} data draws x {INITS} inits, conditioning sweep 
 # $\phi$ is *$\beta$-normal* if $\phi''(z)^2\le\beta\,\phi'(z)\,\phi'''(z)$ for all $z$.
 # ```
 #
-# The paper's Assumption 3.4 ("β-normality") exists, but its formula was not recovered (SPEC §A.3). The definition above
-# is **ours**: it is what makes the Hessian weights $w_{ij}$ of {prf:ref}`lem-riemannian-hessian` comparable to
-# $\phi'\phi'''$ near stationary points. $\sinh$ is 1-normal ($\sinh^2\le\cosh^2$), $z+z^3/3$ is 2-normal.
+# The paper's Assumption 3.4 ("β-normality") exists, but its formula was not recovered (SPEC §A.3).
+# The definition above is **ours**: it is what makes the Hessian weights $w_{ij}$ of
+# {prf:ref}`lem-riemannian-hessian` comparable to $\phi'\phi'''$ near stationary points. $\sinh$ is
+# 1-normal ($\sinh^2\le\cosh^2$), $z+z^3/3$ is 2-normal.
 #
 # ```{prf:theorem} Exponential convergence (paper 1, Theorem 3.5; constants not recovered)
 # :label: thm-convergence
 #
 # Under Assumptions 3.1, 3.2 and 3.4, from every $\theta(0)\in\mathcal{M}$ the flow
-# $\dot\theta=-\operatorname{grad}_\mathcal{M}F(\theta)$ converges to the global minimizer $\theta^*$ of
-# {prf:ref}`thm-stationary`, and $F(\theta(t))-F^*\le C e^{-ct}$.
+# $\dot\theta=-\operatorname{grad}_\mathcal{M}F(\theta)$ (1) reaches $\varepsilon$-stationarity
+# and stays there for all later times, and (2) its pre-activations $\theta_j^\top x_i$ converge to
+# those of the global minimizer $\theta^*$ of {prf:ref}`thm-stationary`, exponentially fast.
 # ```
 #
-# What we can predict (**our derivation**, SPEC §A.8): near $\theta^*$ the flow is linear with rate set by
-# $\mu=\lambda_{\min}$ of $\operatorname{Hess}_\mathcal{M}F(\theta^*)$ on the tangent directions inside the data span, so
-# $F-F^*\propto e^{-2\mu t}$ late in the run; $\mu$ grows with $\lambda_{\min}(XX^\top)$. And every update of $\theta_j$ is a
-# combination of the $x_i$, so the part of $\theta_j$ orthogonal to $\operatorname{span}\{x_i\}$ never moves.
+# What we can predict (**our derivation**, SPEC §A.8): near $\theta^*$ the flow is linear with rate
+# set by $\mu=\lambda_{\min}$ of $\operatorname{Hess}_\mathcal{M}F(\theta^*)$ on the tangent
+# directions inside the data span, so $F-F^*\propto e^{-2\mu t}$ late in the run, from every start
+# alike; $\mu$ grows with $\lambda_{\min}(XX^\top)$. And every update of $\theta_j$ is a
+# combination of the $x_i$, so the part of $\theta_j$ orthogonal to $\operatorname{span}\{x_i\}$
+# never moves. The checks: every run reaches the optimum within a fixed horizon; once
+# $\lVert\operatorname{grad}\rVert\le10^{-2}$ it stays there (tested with fixed steps
+# $h=1/\lambda_{\max}$ that follow the flow: the adaptive steps of the main runs reach
+# $h\lambda_{\max}\approx3$–$7$, where an explicit step can raise the gradient although the flow
+# would not; see the change to the protocol above); the fitted late rate of each run is
+# within 20 % of $2\mu$, varies by at most 10 % over the starts of one draw, and the late phase is a
+# straight line on the log scale ($R^2\ge0.999$).
 #
 # | part of the setting | source |
 # |---|---|
-# | the flow, the claim of exponential convergence from every initialization | the paper |
+# | the flow, convergence from every initialization, exponentially fast | the paper |
 # | $\beta$-normality as defined above; the rate $2\mu$ | **ours** |
 # | $m=10$, $d=n=3$, data uniform on $[0,1]$ | the paper (Figure 1) |
-# | $\phi=\sinh$, labels $U[0,1]$, $\theta_j\sim\mathcal N(0,I/d)$ retracted | **our choice** |
-# | rejecting data draws with $\lambda_{\min}(XX^\top)<10^{-2}$ | **our choice**, for speed (SPEC §A.8) |
-# | integrator: Riemannian GD with Armijo steps capped at $h\le0.05/\mu$, time $t=\sum h$ | **our choice** |
+# | $\phi=\sinh$, labels $U[0,1]$, $\theta_j\sim\mathcal N(0,s^2I/d)$, $s\in\{0.3,1,3\}$, retracted | **ours** |
+# | rejecting data draws with $\lambda_{\min}(XX^\top)<10^{-2}$ | **ours**, for speed (SPEC §A.8) |
+# | integrator: Riemannian GD, Armijo steps capped at $h\le0.05/\mu$, time $t=\sum h$ | **ours** |
 #
-# Our β values, measured on a grid:
+# Our β values, measured on a grid, against their closed forms
+# $\tanh^2 6$ ($\sinh$) and $2\cdot36/37$ ($z+z^3/3$, $\phi''^2/(\phi'\phi''')=2z^2/(1+z^2)$):
 
 # %%
 z = torch.linspace(-6, 6, 2001)
+beta = {}
+beta_closed = {"sinh": float(torch.tanh(torch.tensor(6.0)) ** 2), "cubic": 72 / 37}
 for name in ["sinh", "cubic"]:
     a = get_activation(name)
-    print(f"{name}: max φ''² / (φ' φ''') on [-6, 6] = {float((a.d2(z) ** 2 / (a.d1(z) * a.d3(z))).max()):.3f}")
+    beta[name] = float((a.d2(z) ** 2 / (a.d1(z) * a.d3(z))).max())
+    print(f"{name}: max φ''² / (φ' φ''') on [-6, 6] = {beta[name]:.3f}")
 
 # %% [markdown]
 # ## Many initializations on several data draws
 
 # %%
-def run(X, y, theta0):
-    """Flow from θ0; returns (t, F - F*, ‖grad‖, μ, fitted late rate, max orthogonal drift)."""
-    Fs, ts = optimum.F_star(X, y, act, m), optimum.global_optimum(theta0, X, y, act)
-    mu = riemannian.lambda_min(ts, X, act, span_only=True)
-    # h ≤ 0.05/μ keeps the discretization bias of the late rate, −2 log(1 − hμ)/h vs 2μ, below ~3%
-    tr = riemannian.descent(theta0, X, y, act, tol=1e-10, max_steps=20000, log_every=5, keep_thetas=True,
-                            h_max=0.05 / mu)
-    t, gap = np.array(tr.t), (np.array(tr.F) - Fs) / Fs
-    late = (gap < 1e-4) & (gap > 1e-11)
-    rate = -np.polyfit(t[late], np.log(gap[late]), 1)[0]
+def run(X, y, theta0, stay_check=False):
+    """Flow from θ0: a dict of the trajectory and its summary numbers."""
+    Fs = optimum.F_star(X, y, act, m)
+    star = optimum.global_optimum(theta0, X, y, act)
+    mu = riemannian.lambda_min(star, X, act, span_only=True)
+    tr = riemannian.descent(theta0, X, y, act, tol=P["tol"], max_steps=P["max_steps"],
+                            log_every=P["log_every"], keep_thetas=True,
+                            h_max=P["h_cap"] / mu)
+    t, gap, g = np.array(tr.t), (np.array(tr.F) - Fs) / Fs, np.array(tr.grad_norm)
+    rate, r2, _ = landscape.late_rate(t, gap, *P["fit_window"])
     Pperp = torch.eye(X.shape[1]) - X.T @ torch.linalg.solve(X @ X.T, X)
-    drift = max(float(((th - theta0) @ Pperp).norm()) for th in tr.thetas)
-    return t, gap, np.array(tr.grad_norm), mu, rate, drift
+    drift = max(float(((th - tr.thetas[0]) @ Pperp).norm()) for th in tr.thetas)
+    below = np.flatnonzero(g <= P["stay_delta"])
+    stay = None  # Theorem 3.5 (1): once ‖grad‖ ≤ ε, stable fixed steps
+    if stay_check:
+        stay = 1e9  # never fell below ε
+        if below.size:
+            th1 = tr.thetas[below[0]]
+            h1 = 1 / riemannian.lambda_max(th1, X, act)
+            tr1 = riemannian.descent(th1, X, y, act, step=h1, max_steps=P["stay_steps"],
+                                     log_every=1, tol=0.0)
+            stay = float(max(tr1.grad_norm) / P["stay_delta"])
+    return {"t": t, "gap": gap, "grad": g, "mu": mu, "rate": rate, "r2": r2,
+            "drift": drift, "stay": stay, "end": tr.theta, "star": star,
+            "dz": optimum.distance_to_optimum(tr.theta, X, y, act)}
 
 
-results = []  # (λ_min(XXᵀ), d, run tuple)
-for draw in range(DRAWS):
-    for dd in [d, 5]:  # d = n (Figure 1) and d > n (an orthogonal part exists)
-        X, y = twolayer.conditioned_uniform_data(n, dd, gen, MIN_EIG_K)
+runs = []  # (d, draw, λ_min(XXᵀ), run dict)
+stds = P["init_stds"]
+for dd in P["dims"]:
+    for draw in range(P["draws"]):
+        X, y = twolayer.conditioned_uniform_data(n, dd, gen, P["min_eig_K"])
         lk = twolayer.gram_min_eig(X)
-        results += [(lk, dd, run(X, y, manifold.random_point(X, y, act, m, gen))) for _ in range(INITS)]
-print("λ_min(XXᵀ) of the draws:", sorted({round(r[0], 4) for r in results}))
-ratios = np.array([r[2][4] / (2 * r[2][3]) for r in results])
-print(f"{len(results)} runs; fitted late rate / 2μ: min {ratios.min():.3f}, max {ratios.max():.3f}")
-
-# %%
-# NBVAL_CHECK_OUTPUT
-all_converged = all(r[2][1][-1] < 1e-11 for r in results)
-rate_matches = bool(np.all(np.abs(ratios - 1) <= 0.2))
-orth_fixed = max(r[2][5] for r in results) <= 1e-10
-print(f"every run reaches F - F* < 1e-11 F*: {all_converged}")
-print(f"late rate of F - F* within 20% of 2μ in every run: {rate_matches}")
-print(f"part of θ_j orthogonal to span{{x_i}} moves by at most 1e-10: {orth_fixed}")
-assert all_converged and rate_matches and orth_fixed
+        for k in range(P["inits"]):
+            s = stds[k % len(stds)] / dd**0.5
+            r = run(X, y, manifold.random_point(X, y, act, m, gen, init_std=s), k == 0)
+            r["X"], r["y"] = X, y
+            runs.append((dd, draw, lk, r))
+ratios = np.array([r["rate"] / (2 * r["mu"]) for *_, r in runs])
+print(f"{len(runs)} runs; λ_min(XXᵀ) of the draws:",
+      sorted({round(q[2], 4) for q in runs}))
+print(f"fitted late rate / 2μ: from {np.nanmin(ratios):.3f} to {np.nanmax(ratios):.3f}")
 
 # %% [markdown]
 # ## The rate follows the conditioning of the data
 #
-# To isolate the conditioning we take one draw $X=U\Sigma V^\top$ and set its smallest singular value so that
-# $\lambda_{\min}(XX^\top)=\kappa$, keeping everything else fixed.
+# To isolate the conditioning we take one draw $X=U\Sigma V^\top$ and set its smallest singular
+# value so that $\lambda_{\min}(XX^\top)=\kappa$, keeping everything else fixed.
 
 # %%
-X0, y0 = twolayer.uniform_data(n, d, gen)
+X0, y0 = twolayer.uniform_data(n, n, gen)
 U, S, Vh = torch.linalg.svd(X0, full_matrices=False)
-theta_init = torch.randn(m, d, generator=gen) / d**0.5
-sweep = []  # (κ, μ, fitted rate, t, gap)
-for kappa in KAPPAS:
+theta_init = torch.randn(m, n, generator=gen) / n**0.5
+sweep = []  # (κ, run dict)
+for kappa in P["kappas"]:
     S2 = S.clone()
     S2[-1] = kappa**0.5
     X = U @ torch.diag(S2) @ Vh
-    t, gap, _, mu, rate, _ = run(X, y0, manifold.retract(theta_init, X, y0, act))
-    sweep.append((float(torch.linalg.eigvalsh(X @ X.T)[0]), mu, rate, t, gap))
-    print(f"λ_min(XXᵀ) = {sweep[-1][0]:.3f}: μ = {mu:.4f}, fitted rate = {rate:.4f} (rate / 2μ = {rate / (2 * mu):.3f})")
-slope = float(np.polyfit(np.log([s[0] for s in sweep]), np.log([s[2] for s in sweep]), 1)[0])
+    r = run(X, y0, manifold.retract(theta_init, X, y0, act))
+    sweep.append((float(torch.linalg.eigvalsh(X @ X.T)[0]), r))
+    print(f"λ_min(XXᵀ) = {sweep[-1][0]:.3f}: μ = {r['mu']:.4f}, "
+          f"rate / 2μ = {r['rate'] / (2 * r['mu']):.3f}")
+slope = float(np.polyfit(np.log([s[0] for s in sweep]),
+                         np.log([s[1]["rate"] for s in sweep]), 1)[0])
 print(f"log-log slope of the rate against λ_min(XXᵀ): {slope:.2f}")
 
+# %% [markdown]
+# The guards: the package's descent at a fixed step against a plain loop that takes its gradient
+# and projector from autograd; $\mu$ against the autograd Hessian at $\theta^*$; the closed-form
+# optimum against stationarity and $F^*$; the runs' ends on $\mathcal{M}$; β against closed forms.
+
 # %%
-# NBVAL_CHECK_OUTPUT
-rate_grows = all(b[2] > a[2] for a, b in zip(sweep, sweep[1:]))
-sweep_matches = all(abs(s[2] / (2 * s[1]) - 1) <= 0.2 for s in sweep)
-print(f"rate increases with λ_min(XXᵀ): {rate_grows}; slope between 0.7 and 1.4: {0.7 < slope < 1.4}")
-print(f"rate within 20% of 2μ across the sweep: {sweep_matches}")
-assert rate_grows and 0.7 < slope < 1.4 and sweep_matches
+dd0, _, _, r0 = runs[0]
+X, y = r0["X"], r0["y"]
+th0 = manifold.random_point(X, y, act, m, gen)
+h = 0.2 / riemannian.lambda_max(th0, X, act)
+ref = landscape.reference_descent(th0, X, y, act, h, P["ref_steps"])
+tr = riemannian.descent(th0, X, y, act, step=h, max_steps=P["ref_steps"], log_every=1,
+                        tol=0.0)
+descent_err = float(np.max(np.abs(np.array(tr.F) - ref) / np.array(ref)))
+mu_err, opt_err, on_M = 0.0, 0.0, 0.0
+for dd, _, _, r in runs:
+    X, y, star = r["X"], r["y"], r["star"]
+    if dd == n:
+        ev = torch.linalg.eigvalsh(landscape.reference_grad_hessian(star, X, act)[1])
+        mu_err = max(mu_err, abs(r["mu"] - float(ev[0])) / float(ev.abs().max()))
+    e = riemannian.euclidean_grad(star, X, act).norm()
+    Fs = optimum.F_star(X, y, act, m)
+    opt_err = max(opt_err, float(riemannian.grad(star, X, act).norm() / e),
+                  abs(float(twolayer.sharpness(star, X, act)) / Fs - 1))
+    on_M = max(on_M, float(manifold.constraints(r["end"], X, y, act).abs().max()))
+print(f"descent {descent_err:.1e}, μ {mu_err:.1e}, optimum {opt_err:.1e}, "
+      f"on M {on_M:.1e}")
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+
+# %%
+gap_tol, dz_tol = P["reach"]
+reached = [r["gap"][-1] <= gap_tol and r["dz"] <= dz_tol for *_, r in runs]
+spread = []
+for dd in P["dims"]:
+    for draw in range(P["draws"]):
+        rates = [r["rate"] for d_, k, _, r in runs if d_ == dd and k == draw]
+        spread.append(max(rates) / min(rates) - 1)
+sweep_ratio = [abs(r["rate"] / (2 * r["mu"]) - 1) for _, r in sweep]
+measured = {
+    "share_converged": float(np.mean(reached)),
+    "stays_small": max(r["stay"] for *_, r in runs if r["stay"] is not None),
+    "orth_drift": max(r["drift"] for *_, r in runs),
+    "ratio_min": float(np.min(ratios)),
+    "ratio_max": float(np.max(ratios)),
+    "rate_spread": float(max(spread)),
+    "fit_r2": min(r["r2"] for *_, r in runs),
+    "sweep_slope": slope,
+    "sweep_ratio": float(max(sweep_ratio)),
+    "descent_vs_reference": descent_err,
+    "mu_vs_autograd": mu_err,
+    "optimum_exact": opt_err,
+    "on_M": on_M,
+    "beta_grid": max(abs(beta[k] - beta_closed[k]) for k in beta),
+}
+
+
+def thin(r, k=150):  # the figure needs at most k points of each run
+    idx = np.unique(np.linspace(0, len(r["t"]) - 1, k).astype(int))
+    return {"t": r["t"][idx], "gap": np.maximum(r["gap"][idx], 1e-16),
+            "grad": r["grad"][idx], "mu": r["mu"], "rate": r["rate"]}
+
+
+data = {"runs": [dict(thin(r), d=dd, lam_K=lk) for dd, _, lk, r in runs],
+        "sweep": [dict(thin(r), kappa=kap) for kap, r in sweep],
+        "ratios": ratios, "spread": spread, "beta": beta}
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; else this build's run
 fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(7.6, 3.0))
-for lk, dd, (t, gap, g, mu, rate, _) in results:
-    ax0.semilogy(t, np.maximum(gap, 1e-16), lw=0.8, color=COLORS["flow"] if dd == 3 else COLORS["sgd"], alpha=0.7)
-    ax1.semilogy(t, g, lw=0.8, color=COLORS["flow"] if dd == 3 else COLORS["sgd"], alpha=0.7)
-ax0.set(xlabel="$t$", ylabel=r"$(F-F^*)/F^*$", title="sharpness gap")
-ax1.set(xlabel="$t$", ylabel=r"$\|\mathrm{grad}_\mathcal{M}F\|$", title="gradient norm")
-for k, (lk, mu, rate, t, gap) in enumerate(sweep):
-    ax2.semilogy(t, np.maximum(gap, 1e-16), color=f"C{k}", lw=1, label=rf"$\lambda_{{\min}}(XX^\top)$={lk:.2g}")
-    ax2.semilogy(t, gap[np.argmax(gap < 1e-4)] * np.exp(-2 * mu * (t - t[np.argmax(gap < 1e-4)])), color=f"C{k}",
-                 ls=":", lw=1)
+for r in shown["runs"]:
+    color = COLORS["flow"] if r["d"] == 3 else COLORS["sgd"]
+    ax0.semilogy(r["t"], r["gap"], lw=0.8, color=color, alpha=0.7)
+    ax1.semilogy(r["t"], r["grad"], lw=0.8, color=color, alpha=0.7)
+ax0.set(xlabel="$t$", ylabel=r"$(F-F^*)/F^*$", title="sharpness gap", xscale="symlog")
+ax1.set(xlabel="$t$", ylabel=r"$\|\mathrm{grad}_\mathcal{M}F\|$", title="gradient norm",
+        xscale="symlog")
+for k, r in enumerate(shown["sweep"]):
+    t, gap = np.array(r["t"]), np.array(r["gap"])
+    i0 = int(np.argmax(gap < 1e-4))
+    ax2.semilogy(t, gap, color=f"C{k}", lw=1, label=rf"$\kappa$={r['kappa']:.2g}")
+    ax2.semilogy(t, gap[i0] * np.exp(-2 * r["mu"] * (t - t[i0])), color=f"C{k}", ls=":",
+                 lw=1)
 ax2.set(ylim=(1e-15, 1), xlabel="$t$", title=r"conditioning; dotted: $e^{-2\mu t}$")
 ax2.legend(fontsize=6)
 glue("fig_rate", fig, display=False)
 plt.close(fig)
+glue("n_runs", len(shown["runs"]), display=False)
+glue("ratio_lo", float(np.min(shown["ratios"])), display=False)
+glue("ratio_hi", float(np.max(shown["ratios"])), display=False)
+glue("spread_max", 100 * float(np.max(shown["spread"])), display=False)
+share = paper.evaluation.value("share_converged") if paper.record else measured[
+    "share_converged"]
+glue("n_reached", round(share * len(shown["runs"])), display=False)
+glue("gap_last", max(r["gap"][-1] for r in shown["runs"]), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_rate
 # :name: fig-rate
 #
-# Riemannian gradient flow of the sharpness ($\sinh$, $m=10$, $n=3$; purple $d=3$, green $d=5$), from several
-# initializations on several data draws. Left and middle: a first phase of fast, irregular decrease, then a straight
-# line on the log scale: exponential convergence. Right: the same start with the data's smallest Gram eigenvalue set to
-# $\kappa$; the late phase follows the prediction $e^{-2\mu t}$ (dotted), $\mu$ the smallest Riemannian-Hessian
-# eigenvalue at $\theta^*$ inside the data span, and is slower for worse-conditioned data.
+# Paper scale. Riemannian gradient flow of the sharpness ($\sinh$, $m=10$, $n=3$; purple $d=3$,
+# green $d=5$), from several initializations on several data draws (time on a symmetric-log
+# axis). Left and middle: a first phase of fast, irregular decrease, then a straight line on the
+# log scale: exponential convergence. Right: one start with the data's smallest Gram eigenvalue set
+# to $\kappa$; the late phase follows the prediction $e^{-2\mu t}$ (dotted), and is slower for
+# worse-conditioned data.
 # ```
-
-# %% tags=["remove-cell"]
-glue("n_runs", len(results), display=False)
-glue("ratio_lo", float(ratios.min()), display=False)
-glue("ratio_hi", float(ratios.max()), display=False)
-glue("slope", slope, display=False)
-glue("drift", max(r[2][5] for r in results), display=False)
-glue_verdict("verdict", "reproduced with our reconstruction",
-             f"{len(results)} of {len(results)} runs converge exponentially; late rate / 2μ in "
-             f"[{ratios.min():.2f}, {ratios.max():.2f}]; orthogonal part fixed to {max(r[2][5] for r in results):.0e}")
-
-# %% [markdown]
+#
+# (verdict-05)=
 # ## Verdict
 #
-# Theorem 3.5 is **reproduced with our reconstruction** of its rate. All {glue:text}`n_runs` runs (several data draws,
-# $d=n$ and $d>n$) converge to the closed-form optimum, with a late phase that is exactly exponential: the fitted rate of
-# $F-F^*$ is between {glue:text}`ratio_lo:.2f` and {glue:text}`ratio_hi:.2f` times $2\mu$, $\mu$ the smallest eigenvalue
-# of the Riemannian Hessian at $\theta^*$ on the data span. The rate grows with $\lambda_{\min}(XX^\top)$ (log-log slope
-# {glue:text}`slope:.2f` over our sweep), which is why ill-conditioned draws of uniform data make the flow, and
-# label-noise SGD, slow. The component of every $\theta_j$ orthogonal to the data never moves (at most
-# {glue:text}`drift:.0e`). The paper's constants and its β-normality condition were not recovered; our
-# {prf:ref}`def-beta-normal` is a working definition.
+# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
+# numbers come from the paper-scale record named on the first line, and this build's smoke run
+# follows.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(verdict.report(paper, smoke))
+verdict.glue_verdict(paper, smoke);
+
+# %% [markdown]
+# At paper scale {glue:text}`n_reached` of {glue:text}`n_runs` runs reach the optimum within
+# the pre-registered horizon of 20000 steps (both $(F-F^*)/F^*\le10^{-11}$ and
+# $\max|z_{ij}-z^*_{ij}|\le10^{-6}$), so the primary check of the first claim fails, and its
+# status is the one the rule derives above. What the record shows about the misses: they are
+# runs on the slowest draws, cut off by the horizon while still decaying at their fitted
+# exponential rate (every run's late rate is inside the band below), not stalls; the largest final
+# gap is {glue:text}`gap_last:.1e`, just above $10^{-11}$, and where the gap is below it the
+# pre-activations are not yet within $10^{-6}$ of $z^*$ (the gap is quadratic in that distance, so
+# our two tolerances are not matched on ill-conditioned data). A horizon counted in units of
+# $1/\mu$ rather than in steps would have been the better pre-registration; we keep the one we
+# declared. This is a finding about our test, not a counterexample to Theorem 3.5.
+#
+# Over {glue:text}`n_runs` runs at paper scale (several data draws, $d=n$ and $d>n$, initial scales
+# from $0.3$ to $3$ times the default), the fitted late rate of $F-F^*$ lies between
+# {glue:text}`ratio_lo:.3f` and {glue:text}`ratio_hi:.3f` times $2\mu$, and differs by at most
+# {glue:text}`spread_max:.1f` % between the starts of one draw: the rate is set by the data and the
+# activation, not by the start, as the theorem's constants are. The checks test the theorem on a
+# finite horizon and a finite set of starts: "from every initialization" is tested on random starts
+# at three scales, and a start that stalls (as the cube's do in {doc}`02_stationary_points`) would
+# show up as a run that does not reach the optimum. The paper's constants and its β-normality
+# condition were not recovered; our {prf:ref}`def-beta-normal` is a working definition, and the
+# rate $2\mu$ is our derivation, which is why that claim is tested "under our reading".

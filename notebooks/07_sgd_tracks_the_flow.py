@@ -19,10 +19,12 @@
 # %% [markdown]
 # # Label-noise SGD follows the sharpness flow
 #
-# {doc}`06_label_noise_rank_one` watched label-noise SGD reach the rank-one minimizer. The proof of paper 1's main
-# theorem {cite}`gatmiry2024simplicity` gets there in two steps; this chapter checks the first one, due to Li, Wang
-# and Arora {cite}`li2022happens` (locally, Blanc et al. {cite}`blanc2020implicit`): once SGD is at the zero-loss
-# manifold, its slow drift along the manifold *is* the Riemannian gradient flow of the sharpness, on a known time scale.
+# {doc}`06_label_noise_rank_one` watched label-noise SGD reach the rank-one minimizer. The proof of
+# paper 1's main theorem {cite}`gatmiry2024simplicity` gets there in two steps; this chapter checks
+# the first one, due to Li, Wang and Arora {cite}`li2022happens` (locally, Blanc et al.
+# {cite}`blanc2020implicit`): once SGD is at the zero-loss manifold, its slow drift along the
+# manifold *is* the Riemannian gradient flow of the sharpness, on a known time scale. The statement
+# is a limit $\eta\to0$, so the test is how the gap between SGD and the flow closes as $\eta$ shrinks.
 
 # %% tags=["remove-cell"]
 # Colab: install the book's package (does nothing elsewhere).
@@ -31,31 +33,118 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/flatbias/flatbias-book"], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs: the settings at both scales, the claim, and the criterion of every
+# check, each tagged as the paper's or ours. The checks below read their thresholds from here.
+
+# %% tags=["protocol"]
+from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
+
+PROTOCOL = Protocol(
+    chapter="07_sgd_tracks_the_flow",
+    settings={
+        "network": same([10, 3, 3], "paper", "(m, d, n), paper 1's Figure 1"),
+        "s": same(1.0, "ours", "label-noise level; large, so the drift is quick"),
+        "etas": Setting([0.04, 0.02, 0.01], [0.04, 0.02, 0.01, 0.005], "ours",
+                        "step sizes"),
+        "fit_etas": Setting([0.02, 0.01], [0.02, 0.01, 0.005], "ours",
+                            "step sizes of the fits: η·‖∇f_i‖² ≲ 0.3, "
+                            "the expansion's regime"),
+        "draws": Setting(2, 6, "ours", "data draws with λ_min(XXᵀ) ≥ 1e-2"),
+        "chains": Setting(4, 16, "ours", "noise streams per draw and η; F averaged"),
+        "sgd_time": same(4.0, "ours", "flow time c·K each SGD run covers"),
+        "flow_time": same(6.0, "ours", "flow time integrated (SGD may run ahead)"),
+        "flow_rtol": same(1e-10, "ours",
+                          "relative tolerance of the DOP853 integration of the flow"),
+        "flow_grid": same(6001, "ours", "times at which the flow is read (step 0.001)"),
+        "records": same(100, "ours", "records per SGD run"),
+        "fit_floor": same(0.02, "ours", "fit where F − F* > 2 % of F(0) − F*"),
+        "seed": same(0, "ours", "data draws"),
+        "noise_seed": same(3, "ours"),
+    },
+    claims=[
+        Claim("limit", "As η → 0, label-noise SGD on M follows the Riemannian gradient "
+              "flow θ̇ = −grad_M F with step k at flow time c·k, "
+              "c = η²s²/(4n): the fitted constant ĉ → c, its error vanishing in "
+              "proportion to η",
+              "Li, Wang and Arora (SPEC §C.1), applied to Paper 1's network "
+              "(Theorem 1.1's first step)", reading="ours"),
+    ],
+    checks=[
+        Check("slope_lo", "lower end of the 95 % CI of the slope of log|ĉ/c − 1| "
+              "against log η (mean over draws)", Criterion(">=", 0.75, "ours"),
+              claim="limit", fmt=".2f"),
+        Check("slope_hi", "upper end of that 95 % CI",
+              Criterion("<=", 1.25, "ours"), claim="limit", fmt=".2f"),
+        Check("intercept",
+              "ĉ/c extrapolated to η → 0 (line in η per draw, mean over draws)",
+              Criterion("in", (0.95, 1.05), "ours"), claim="limit", fmt=".3f"),
+        Check("gap_slope", "slope of log(max gap of F to the flow) against log η, "
+              "mean over draws", Criterion("in", (0.75, 1.25), "ours"),
+              role="secondary", claim="limit", fmt=".2f"),
+        Check("kernel_vs_autograd",
+              "max |θ| difference, kernel vs autograd loop, 300 steps",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("on_M", "max |f(x_i) − y_i| at the projected SGD iterates",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("F_star",
+              "max rel. difference of F* (label_noise vs optimum closed form)",
+              Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
+        Check("flow_energy", "max |F(T) − F(0) + ∫‖grad_M F‖² dt| / (F(0) − F(T)) "
+              "along the flows",
+              Criterion("<=", 1e-6, "ours"), role="guard", fmt=".1e"),
+        Check("flow_on_M", "max |f(x_i) − y_i| along the flows",
+              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
+        Check("const_smallest_eta", "max |ĉ/c − 1| at this run's smallest η",
+              Criterion("<=", 0.5, "ours"), role="guard", fmt=".3f"),
+    ],
+    changes=[
+        Change("criterion of the time-constant check",
+               "|ĉ/c − 1| shrinks monotonically over η and is < 10 % at the smallest "
+               "η, on one data draw (set against a measured 9.3 %)",
+               "the slope of |ĉ/c − 1| against η has a 95 % CI within [0.75, 1.25] "
+               "and ĉ/c extrapolates to 1 ± 0.05 at η → 0, over 6 draws",
+               "the old threshold was chosen after the number was seen, and it did not "
+               "test the limit η → 0 itself"),
+        Change("integration of the flow",
+               "Riemannian GD with a fixed step 0.001 (O(h) error); energy identity by "
+               "a trapezoid sum, to 1e-2",
+               "the flow ODE by DOP853 at rtol 1e-10, read every 0.001; energy "
+               "identity integrated along, to 1e-6; the flow kept on M (new guard)",
+               "cost: the fixed-step descent took about a minute per draw, most of "
+               "the chapter's run time; decided before any full-scale run of it"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from myst_nb import glue
 
+from flatbias import chapter_record, optimum, verdict
 from flatbias import label_noise as ln
-from flatbias import optimum, riemannian
-from flatbias.scale import get_scale, pick
+from flatbias.scale import get_scale
 from flatbias.style import COLORS, set_style
-from flatbias.verdict import glue_verdict
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-S, N, M = 1.0, 3, 10  # label-noise level (ours, large so the drift is quick), data points, neurons
-ETAS = pick(scale, smoke=[0.04, 0.02, 0.01], full=[0.04, 0.02, 0.01, 0.005])
-SEEDS = pick(scale, smoke=4, full=16)  # independent chains per step size; F is averaged over them
-T_FLOW, H_FLOW = 4.0, 1e-3  # flow time shown, step of the Riemannian gradient descent that integrates the flow
-print(f"scale = {scale}: eta in {ETAS}, {SEEDS} chains each, s = {S}, flow time {T_FLOW}")
+t_start = time.perf_counter()
+S, (M, D_IN, N) = P["s"], P["network"]
+print(f"scale = {scale}: eta in {P['etas']}, {P['draws']} data draws "
+      f"x {P['chains']} chains, s = {S}")
 
 # %% [markdown]
 # ## The claim
@@ -63,129 +152,227 @@ print(f"scale = {scale}: eta in {ETAS}, {SEEDS} chains each, s = {S}, flow time 
 # ```{prf:theorem} Limiting drift of label-noise SGD (Li, Wang and Arora; SPEC §C.1)
 # :label: thm-lwa-flow
 #
-# Let $L(\theta)=\frac1n\sum_i\tfrac12(f_\theta(x_i)-y_i)^2$ and run label-noise SGD with batch size 1, step $\eta$ and
-# label noise of variance $s^2$, started on the zero-loss manifold $\mathcal{M}$. As $\eta\to0$, the iterate after
-# $k=t/(\eta^2 s^2/4)$ steps converges to $\theta(t)$, the solution of
-# $\dot\theta=-\tfrac14\,\mathrm{grad}_{\mathcal{M}}\operatorname{tr}\nabla^2L(\theta)$.
+# Let $L(\theta)=\frac1n\sum_i\tfrac12(f_\theta(x_i)-y_i)^2$ and run label-noise SGD with batch
+# size 1, step $\eta$ and label noise of variance $s^2$, started on the zero-loss manifold
+# $\mathcal{M}$. As $\eta\to0$, the iterate after $k=t/\eta^2$ steps converges to $\theta(t)$, the
+# solution of $\dot\theta=-\tfrac{s^2}{4}\,\mathrm{grad}_{\mathcal{M}}\operatorname{tr}\nabla^2L(\theta)$.
 # ```
 #
 # For paper 1's network, on $\mathcal{M}$, $\operatorname{tr}\nabla^2L=F/n$ with
-# $F(\theta)=\sum_i\lVert x_i\rVert^2\sum_j\phi'(\theta_j^\top x_i)^2$ (Lemma 4.2/4.3, {doc}`01_trace_of_hessian`).
-# So SGD step $k$ corresponds to time $t_k=c\,k$ of the Riemannian gradient flow $\dot\theta=-\mathrm{grad}_\mathcal{M}F$ with
+# $F(\theta)=\sum_i\lVert x_i\rVert^2\sum_j\phi'(\theta_j^\top x_i)^2$ (Lemma 4.2/4.3,
+# {doc}`01_trace_of_hessian`; here $L$ carries the factor $\tfrac1{2n}$). The flow is therefore
+# $\dot\theta=-\tfrac{s^2}{4n}\,\mathrm{grad}_\mathcal{M}F$, and in the time
+# $\tau=\tfrac{s^2}{4n}t=\tfrac{\eta^2s^2}{4n}k$ it is the plain Riemannian gradient flow
+# $d\theta/d\tau=-\mathrm{grad}_\mathcal{M}F$. SGD step $k$ corresponds to flow time $\tau_k=c\,k$ with
 #
 # $$
-# c=\frac{\eta^2 s^2}{4n}.
+# c=\frac{\eta^2 s^2}{4n},
 # $$
 #
-# This is the constant we check. The flow is integrated by Riemannian gradient descent with a small fixed step
-# (`flatbias.riemannian`); SGD runs in the compiled kernel and every recorded iterate is projected onto
-# $\mathcal{M}$ before $F$ is read.
+# the constant the code uses and this chapter checks. (An earlier version of this box wrote
+# $k=t/(\eta^2s^2/4)$ together with $\dot\theta=-\tfrac14\mathrm{grad}\operatorname{tr}\nabla^2L$;
+# that pair gives $c=\eta^2s^2/(16n)$, a factor 4 below what is computed. The normalization of
+# SPEC §C.1, time $t=\eta^2k$ and the factor $s^2/4$ in the flow, is the one above.)
+#
+# The theorem is a limit. At a finite step the drift has corrections of relative order
+# $\eta\lVert\nabla f_i\rVert^2$ (the residual's fluctuation adds to the label noise; the
+# regularizer of Damian et al. {cite}`damian2021label` is
+# $-\tfrac1{2\eta}\operatorname{tr}\log(I-\tfrac\eta2\nabla^2L)=\tfrac14\operatorname{tr}\nabla^2L
+# +O(\eta)$). So the test: fit the time constant $\hat c$ for each $\eta$ and each data draw, and
+# check that $\hat c/c-1$ vanishes **in proportion to $\eta$** (a log-log slope of 1, with its
+# confidence interval over draws) and that $\hat c/c$ extrapolates to 1 at $\eta=0$.
 #
 # | part of the setting | source |
 # |---|---|
-# | the limiting flow and its time scale | Li–Wang–Arora, as the literature states it (**not checked against their text**) |
-# | $m=10$, $d=n=3$, data uniform on $[0,1]$, $\phi=\sinh$, labels $U[0,1]$ | paper 1's Figure 1 setting / **our choice** |
-# | $s=1$, $\eta\in\{0.04,0.02,0.01\}$ ($0.005$ at full scale), start on $\mathcal{M}$ | **our choice** |
-# | one well-conditioned data draw ($\lambda_{\min}(XX^\top)=0.27$) | **our choice** |
+# | the limiting flow and its time scale | Li–Wang–Arora as SPEC §C.1 states it (**not checked against their text**) |
+# | $m=10$, $d=n=3$, data uniform on $[0,1]$ | paper 1's Figure 1 setting |
+# | $\phi=\sinh$, labels $U[0,1]$, $\theta_j(0)\sim\mathcal{N}(0,I/d)$ retracted onto $\mathcal{M}$ | **our choice** |
+# | $s=1$, the step sizes, the draws, the fit's range | **our choice** (the protocol above) |
+#
+# ## The flow, for each data draw
+#
+# The flow's ODE $d\theta/d\tau=-\mathrm{grad}_\mathcal{M}F$ (the closed form of
+# `flatbias.riemannian`) is integrated by an adaptive 8th-order Runge–Kutta method (DOP853) to a
+# relative tolerance $10^{-10}$ (`label_noise.sharpness_flow`). Along an exact gradient flow
+# $dF/d\tau=-\lVert\mathrm{grad}_\mathcal{M}F\rVert^2$: the integral of $\lVert\mathrm{grad}F\rVert^2$,
+# carried along, must match the drop of $F$ computed independently, and the flow must stay on
+# $\mathcal{M}$ (guards).
 
 # %%
-prob = ln.draw_problems(draws=8, raw_draws=4, seed=0)  # the draws of chapter 6; draw 7 is well conditioned
-p = 7
-X, y = prob["X"][p], prob["y"][p]
-theta0 = ln.retract_batch(prob["theta0"][p:p + 1], X[None], y[None])[0]  # start on M
-Xt, yt = torch.tensor(X), torch.tensor(y)
-flow = riemannian.descent(torch.tensor(theta0), Xt, yt, "sinh", step=H_FLOW, max_time=T_FLOW, max_steps=10**7,
-                          log_every=5, progress=False)
-t_flow, F_flow = np.array(flow.t), np.array(flow.F)
-F_star = optimum.F_star(Xt, yt, "sinh", M)
-print(f"lambda_min(XX^T) = {prob['lam_min_K'][p]:.2f}; flow: F from {F_flow[0]:.3f} to {F_flow[-1]:.4f} "
-      f"by t = {t_flow[-1]:.1f} (F* = {F_star:.4f})")
-
-# %%
-sgd = {}
-for eta in ETAS:
-    c = eta**2 * S**2 / (4 * N)
-    K = int(round(T_FLOW / c / 100)) * 100
-    rep = lambda a: np.repeat(a[None], SEEDS, 0)  # noqa: E731 - the same start, independent noise per chain
-    res = ln.collapse(rep(theta0), rep(X), rep(y), s_values=[S], steps=K, record_every=K // 100, eta=eta, seed=3,
-                      progress=False)
-    sgd[eta] = (res["steps"] * c, res["F_M"][0].mean(0))  # rescaled time, F on M averaged over chains
-scale_F = F_flow[0] - F_star
-gap = {eta: float(np.max(np.abs(F - np.interp(t, t_flow, F_flow)))) / scale_F for eta, (t, F) in sgd.items()}
-print("max_t |F_SGD - F_flow| / (F(0) - F*):", {eta: f"{g:.1e}" for eta, g in gap.items()})
-
+prob = ln.draw_problems(draws=P["draws"], raw_draws=0, seed=P["seed"])
+X, y = prob["X"], prob["y"]
+theta0 = ln.retract_batch(prob["theta0"], X, y)  # every chain starts on M
+flows, F_star, energy, flow_res = [], [], 0.0, 0.0
+for p in range(len(X)):
+    fl = ln.sharpness_flow(theta0[p], X[p], y[p], t_max=P["flow_time"],
+                           n_eval=P["flow_grid"], rtol=P["flow_rtol"])
+    F0, FT = fl["F_ends"]  # F by flatbias.twolayer at both ends
+    energy = max(energy, abs(FT - F0 + fl["energy"][-1]) / (F0 - FT))
+    flow_res = max(flow_res, fl["residual"])
+    flows.append((fl["t"], fl["F"]))
+    F_star.append(optimum.F_star(torch.tensor(X[p]), torch.tensor(y[p]), "sinh", M))
+F_star = np.array(F_star)
+for p, (t, F) in enumerate(flows):
+    print(f"draw {p}: lambda_min(XX^T) = {prob['lam_min_K'][p]:.3f}; "
+          f"flow F {F[0]:.3f} -> {F[-1]:.4f} by t = {t[-1]:.1f} (F* = {F_star[p]:.4f})")
 
 # %% [markdown]
-# A second, sharper test of the constant: for each step size, find the time scale $\hat c$ that makes SGD fit the flow
-# best. Each SGD value $F_k$ gives a flow time $F_{\text{flow}}^{-1}(F_k)$ (the flow's $F$ is decreasing); $\hat c$ is
-# the least-squares slope of those times against $k$, over the part of the run where $F$ is still well above $F^*$.
+# ## SGD at several step sizes
+#
+# SGD runs in the compiled kernel (`flatbias.label_noise`), `chains` independent noise streams per
+# draw and step size, for $K=\tau/c$ steps; every record is projected onto $\mathcal{M}$ before $F$
+# is read, and $F$ is averaged over the chains. For each $\eta$ and draw, $\hat c$ is found by
+# placing each SGD value $F_k$ at the flow time where the flow has the same $F$, and fitting those
+# times against $k$ by a line through 0 (`label_noise.fitted_time_constant`).
 
 # %%
-def fitted_constant(t, F, eta):
-    k = t / (eta**2 * S**2 / (4 * N))
-    use = (F - F_star > 0.02 * scale_F) & (k > 0)
-    t_hat = np.interp(-F[use], -F_flow, t_flow)  # invert the decreasing F_flow
-    return float((t_hat * k[use]).sum() / (k[use] ** 2).sum())
+C, R, D = P["chains"], P["records"], len(X)
+rep = lambda a: np.repeat(a, C, axis=0)  # noqa: E731 - rows p*C .. p*C+C-1: draw p
+sgd, residual = {}, 0.0
+for eta in P["etas"]:
+    c = eta**2 * S**2 / (4 * N)
+    K = int(round(P["sgd_time"] / c / R)) * R
+    res = ln.collapse(rep(theta0), rep(X), rep(y), s_values=[S], steps=K,
+                      record_every=K // R, eta=eta, seed=P["noise_seed"],
+                      progress=False)
+    th = res["theta_M"][0]  # (draw x chain, record, m, d) on M
+    f = np.sinh(np.einsum("cnd,crmd->crnm", rep(X), th)).sum(-1)
+    residual = max(residual, float(np.abs(f - rep(y)[:, None]).max()))
+    sgd[eta] = (res["steps"], res["F_M"][0].reshape(D, C, -1).mean(1))  # (draw, record)
 
 
-ratio = {eta: fitted_constant(*sgd[eta], eta) / (eta**2 * S**2 / (4 * N)) for eta in ETAS}
-print("fitted / predicted time constant:", {eta: f"{r:.3f}" for eta, r in ratio.items()})
+def c_of(eta):
+    return eta**2 * S**2 / (4 * N)
+
+
+ratio = np.array([[ln.fitted_time_constant(sgd[e][0], sgd[e][1][p], *flows[p],
+                                           F_star[p], P["fit_floor"]) / c_of(e)
+                   for e in P["etas"]] for p in range(D)])  # (draw, eta): c_hat / c
+gap = np.array([[ln.gap_to_flow(sgd[e][0], sgd[e][1][p], c_of(e), *flows[p], F_star[p])
+                 for e in P["etas"]] for p in range(D)])
+for p in range(D):
+    print(f"draw {p}: c_hat/c =", "  ".join(f"{r:.3f}" for r in ratio[p]),
+          "| max gap:", "  ".join(f"{g:.1e}" for g in gap[p]))
+
+# %% [markdown]
+# ## The limit: how the error closes as $\eta\to0$
+#
+# Over the step sizes of the fit, the slope of $\log|\hat c/c-1|$ against $\log\eta$ is fitted per
+# draw; its mean over the draws, with a Student-$t$ 95 % interval, must lie within $[0.75, 1.25]$
+# (the error is proportional to $\eta$). A straight line of $\hat c/c$ in $\eta$ per draw,
+# extrapolated to $\eta=0$, must give $1\pm0.05$ on average (the limit's constant is $c$).
 
 # %%
+use = [P["etas"].index(e) for e in P["fit_etas"]]
+fit_eta = np.array(P["fit_etas"])
+slope = ln.slope_ci(fit_eta, np.abs(ratio[:, use] - 1))
+gap_slope = ln.slope_ci(fit_eta, gap[:, use])
+intercepts = [np.polyfit(fit_eta, ratio[p, use], 1)[1] for p in range(D)]
+print(f"slope of |c_hat/c - 1| vs eta: {slope['mean']:.2f} +- {slope['se']:.2f} "
+      f"(s.e.), 95 % CI [{slope['lo']:.2f}, {slope['hi']:.2f}]")
+print(f"c_hat/c extrapolated to eta = 0: {np.mean(intercepts):.3f} "
+      f"(draws: {', '.join(f'{v:.3f}' for v in intercepts)})")
+print(f"slope of the max gap vs eta: {gap_slope['mean']:.2f} +- {gap_slope['se']:.2f}")
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+#
+# Every check of the protocol is measured here, with the guards: the kernel against a plain autograd
+# loop fed the same noise, the projected iterates on $\mathcal{M}$, the closed-form $F^*$ of two
+# modules, the flow's energy identity and its distance to $\mathcal{M}$, and the time constant at
+# this run's smallest step.
+
+# %%
+kernel_gap = ln.kernel_reference_gap(theta0[:2], X[:2], y[:2], eta=0.02, s=S, steps=300,
+                                     seed=P["noise_seed"])
+F_star_ln = ln.summarize(ln.closed_form_optimum(theta0, X, y)[None], X, y)[1][0]
+measured = {
+    "slope_lo": slope["lo"], "slope_hi": slope["hi"],
+    "intercept": float(np.mean(intercepts)),
+    "gap_slope": gap_slope["mean"],
+    "kernel_vs_autograd": kernel_gap,
+    "on_M": residual,
+    "F_star": float(np.max(np.abs(F_star_ln - F_star) / F_star)),
+    "flow_energy": float(energy),
+    "flow_on_M": float(flow_res),
+    "const_smallest_eta": float(np.max(np.abs(ratio[:, -1] - 1))),
+}
+data = {"etas": P["etas"], "fit_etas": P["fit_etas"], "ratio": ratio, "gap": gap,
+        "slopes": slope["slopes"], "intercepts": intercepts,
+        "lam_min": prob["lam_min_K"],
+        "flow_t": [t[::20] for t, _ in flows], "flow_F": [F[::20] for _, F in flows],
+        "F_star": F_star, "sgd_t": [sgd[e][0] * c_of(e) for e in P["etas"]],
+        "sgd_F": [sgd[e][1][0] for e in P["etas"]]}  # SGD curves of draw 0
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
+
+# %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; this build's run if none
+etas = np.array(shown["etas"])
 fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3))
-axes[0].plot(t_flow, F_flow - F_star, color=COLORS["flow"], lw=2.2, label="Riemannian flow of $F$")
-for q, (eta, (t, F)) in enumerate(sgd.items()):
-    axes[0].plot(t, F - F_star, lw=1, color=plt.cm.Greens(0.9 - 0.18 * q), label=rf"SGD, $\eta={eta}$")
-axes[0].set(yscale="log", xlabel=r"flow time $t = \eta^2 s^2 k/(4n)$", ylabel=r"$F-F^*$ (SGD: projected, mean)")
+t0, F0 = np.array(shown["flow_t"][0]), np.array(shown["flow_F"][0])
+Fs = shown["F_star"][0]
+axes[0].plot(t0, F0 - Fs, color=COLORS["flow"], lw=2.2, label="Riemannian flow of $F$")
+for q, (eta, t, F) in enumerate(zip(etas, shown["sgd_t"], shown["sgd_F"])):
+    axes[0].plot(t, np.array(F) - Fs, lw=1, color=plt.cm.Greens(0.9 - 0.18 * q),
+                 label=rf"SGD, $\eta={eta:g}$")
+axes[0].set(yscale="log", xlabel=r"flow time $\tau = \eta^2 s^2 k/(4n)$",
+            ylabel=r"$F-F^*$ (SGD: projected, mean)", title="draw 0")
 axes[0].legend(fontsize=7)
-etas = np.array(ETAS)
-axes[1].loglog(etas, [gap[e] for e in ETAS], "o-", color=COLORS["sgd"], label="max gap to the flow")
-axes[1].loglog(etas, [abs(ratio[e] - 1) for e in ETAS], "s--", color=COLORS["reference"],
-               label=r"$|\hat c/c-1|$")
-axes[1].set(xlabel=r"step size $\eta$", ylabel="relative error")
-axes[1].set_xticks(ETAS, [str(e) for e in ETAS], minor=False)
+err = np.abs(np.array(shown["ratio"]) - 1)
+for p in range(len(err)):
+    axes[1].loglog(etas, err[p], "o-", color=COLORS["sgd"], lw=0.8, ms=3, alpha=0.6,
+                   label=r"$|\hat c/c-1|$, one line per draw" if p == 0 else None)
+mid = np.exp(np.mean(np.log(err[:, -1])))
+axes[1].loglog(etas, mid * etas / etas[-1], color=COLORS["reference"], ls="--", lw=1,
+               label=r"$\propto\eta$")
+axes[1].set(xlabel=r"step size $\eta$", ylabel="relative error of the time constant")
+axes[1].set_xticks(etas, [f"{e:g}" for e in etas], minor=False)
 axes[1].xaxis.set_minor_formatter(plt.NullFormatter())
 axes[1].legend(fontsize=7)
 glue("fig_flow", fig, display=False)
 plt.close(fig)
+glue("n_draws", len(err), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_flow
 # :name: fig-sgd-flow
 #
-# Left: the sharpness $F$ (minus its minimum $F^*$) along the Riemannian gradient flow (purple), and along label-noise
-# SGD for several step sizes, with SGD's step count converted to flow time by $c=\eta^2s^2/(4n)$. Right: the largest gap
-# between SGD and the flow, and the error of the time constant fitted from the data, both shrinking as $\eta\to0$.
+# Paper scale ({glue:text}`n_draws` data draws). Left: the sharpness $F$ (minus $F^*$) along the
+# Riemannian gradient flow (purple) and along label-noise SGD for several step sizes, SGD's step
+# count converted to flow time by $c=\eta^2s^2/(4n)$. Right: the error of the fitted time constant
+# against $\eta$, one line per draw, with a line of slope 1.
 # ```
+#
+# (verdict-07)=
+# ## Verdict
+#
+# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
+# numbers come from the paper-scale record named on the first line, and this build's smoke run
+# follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-gaps = [float(gap[e]) for e in ETAS]
-errs = [float(abs(ratio[e] - 1)) for e in ETAS]
-gap_shrinks = all(a > b for a, b in zip(gaps, gaps[1:]))
-const_converges = all(a > b for a, b in zip(errs, errs[1:])) and errs[-1] < 0.1
-flow_converges = bool(F_flow[-1] - F_star < 1e-3 * scale_F)
-print(f"{len(ETAS)} step sizes; gap to the flow shrinks monotonically as eta decreases: {gap_shrinks}")
-print(f"fitted time constant -> eta^2 s^2/(4n) (error shrinks, < 10% at the smallest eta): {const_converges}")
-print(f"the flow itself reaches F* (within 1e-3 of the initial gap): {flow_converges}")
-assert gap_shrinks and const_converges and flow_converges
+print(verdict.report(paper, smoke))
+_ = verdict.glue_verdict(paper, smoke)  # (not `;`: nbval runs cells without history)
 
 # %% tags=["remove-cell"]
-glue("smallest_eta", ETAS[-1], display=False)
-glue("smallest_gap", gaps[-1], display=False)
-glue("smallest_err", errs[-1], display=False)
-glue("largest_err", errs[0], display=False)
-glue_verdict("verdict", "reproduced",
-             f"gap to the flow shrinks monotonically over eta = {', '.join(map(str, ETAS))}; time constant within "
-             f"{errs[-1]:.0%} of eta^2 s^2/(4n) at eta = {ETAS[-1]}")
+ev = paper.evaluation
+for key in ("slope_lo", "slope_hi", "intercept"):
+    glue(key, ev.value(key), display=False)
+glue("err_smallest", float(np.median(err[:, -1])), display=False)
+glue("eta_smallest", float(etas[-1]), display=False)
 
 # %% [markdown]
-# ## Verdict
-#
-# **Reproduced.** With time rescaled by $c=\eta^2s^2/(4n)$, label-noise SGD on $\mathcal{M}$ follows the Riemannian
-# gradient flow of $F$: the largest gap between the two shrinks monotonically as the step size decreases, to
-# {glue:text}`smallest_gap:.1e` of the initial excess sharpness at $\eta=${glue:text}`smallest_eta`. The time constant
-# fitted from the data approaches the predicted one, from an error of {glue:text}`largest_err:.0%` at the largest
-# step to {glue:text}`smallest_err:.1%` at the smallest: at finite $\eta$, SGD drifts a little *faster* than the
-# limit (the residual's variance grows with $\eta\lVert\nabla f_i\rVert^2$), which is why the paper's Theorem 1.1 needs
-# "a small enough step size".
+# Status: {glue:text}`status`. With time rescaled by $c=\eta^2s^2/(4n)$, the SGD curves close in on
+# the flow as $\eta$ shrinks. The error of the fitted time constant has a log-log slope against
+# $\eta$ whose 95 % interval over the draws is [{glue:text}`slope_lo:.2f`,
+# {glue:text}`slope_hi:.2f`], and $\hat c/c$ extrapolates to {glue:text}`intercept:.3f` at $\eta=0$:
+# the limit's constant is the one derived above, and the approach to it is first order in $\eta$,
+# as the expansion predicts. At finite $\eta$ SGD drifts a little *faster* than the limit (median
+# error {glue:text}`err_smallest:.1%` at $\eta=${glue:text}`eta_smallest`), which is why paper 1's
+# Theorem 1.1 needs "a small enough step size". The step $\eta=0.04$ is shown but left out of the
+# fit: there $\eta\lVert\nabla f_i\rVert^2$ is no longer small.

@@ -19,11 +19,16 @@
 # %% [markdown]
 # # 1-SAM collapses the features too
 #
-# Paper 1 {cite}`gatmiry2024simplicity` states its result for label-noise SGD *and* 1-SAM, sharpness-aware
-# minimization with batch size one {cite}`foret2021sharpness,andriushchenko2022towards`. Near the zero-loss
-# manifold both minimize the same quantity, the trace of the Hessian {cite}`wen2023sharpness`, so both should
-# end at the same rank-one network. This chapter runs 1-SAM on the setting of
-# {doc}`06_label_noise_rank_one` and compares its speed with label-noise SGD.
+# Paper 1 {cite}`gatmiry2024simplicity` states its main result, Theorem 1.1, for label-noise SGD. It
+# names 1-SAM, sharpness-aware minimization with batch size one
+# {cite}`foret2021sharpness,andriushchenko2022towards`, only in prose: Theorem 3.3 "together with our
+# main convergence result Theorem 1.1 proves the low-rank bias conjecture proposed by (huh2021low) in
+# the two-layer network setting for label noise SGD and 1-SAM", and the conclusion says "in the limit
+# of step size going to zero, we prove that label noise SGD or 1-SAM converge exponentially fast to a
+# global minimizer". The step from label-noise SGD to 1-SAM rests on Wen, Ma and Li
+# {cite}`wen2023sharpness`: near the zero-loss manifold both minimize the trace of the Hessian, so both
+# should end at the same rank-one network. This chapter runs 1-SAM on the setting of
+# {doc}`06_label_noise_rank_one`, and tests our prediction of its speed against label-noise SGD.
 
 # %% tags=["remove-cell"]
 # Colab: install the book's package (does nothing elsewhere).
@@ -32,32 +37,132 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    url = "git+https://github.com/flatbias/flatbias-book"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs: the settings at both scales, the claims, and the criterion of every
+# check, each tagged as the paper's or ours. The checks below read their thresholds from here.
+# "Reached $F^*$" means that the sharpness gap on $\mathcal{M}$, $(F-F^*)/F^*$, fell to `gap`
+# (the first crossing, interpolated in $\log$ between records). The speed prediction is a
+# small-step limit, so it is tested twice: at the demo's $\eta$, and extrapolated to $\eta\to0$ from
+# $\eta$ and $\eta/2$ (with $\rho^2\propto\eta$, which keeps the predicted ratio fixed at 1.6).
+
+# %% tags=["protocol"]
+from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
+
+PROSE = ("Paper 1, prose after Theorem 3.3 (\"… for label noise SGD and 1-SAM\") "
+         "and Conclusion (\"label noise SGD or 1-SAM converge exponentially fast to a "
+         "global minimizer\"); Theorem 1.1 itself is stated for label-noise SGD")
+PROTOCOL = Protocol(
+    chapter="08_one_sam",
+    settings={
+        "m_d_n": same([10, 3, 3], "paper", "Figure 1's network and data"),
+        "eta": same(0.05, "paper", "step size"),
+        "s2": same(0.03, "paper", "label-noise variance; 1-SAM gets ρ² = η s²/2"),
+        "paper_draws": Setting(2, 8, "ours", "well-conditioned draws of chapter 06"),
+        "paper_steps": Setting(4_000_000, 40_000_000, "ours",
+                               "horizon at the paper's noise"),
+        "demo_s": same(0.5, "ours", "label noise of the speed demo"),
+        "demo_rho": same(0.1, "ours", "1-SAM radius of the speed demo at η"),
+        "demo_draws": Setting(4, 8, "ours", "same draws and starts for both methods"),
+        "demo_steps": Setting(1_000_000, 4_000_000, "ours", "at η; 4× as many at η/2"),
+        "gap": same(1e-5, "ours", "(F − F*)/F* that counts as reaching F*"),
+        "records": same(200, "ours", "snapshots per run"),
+        "seed": same(0, "ours", "data; noise seed 2"),
+        "guard_steps": same(300, "ours", "steps of the kernel-vs-autograd guards"),
+    },
+    claims=[
+        Claim("sam_rank_one", "1-SAM, without label noise, drives the feature matrix "
+              "on M to rank one and F = tr∇²L/2 to its global minimum F*, like "
+              "label-noise SGD", PROSE, reading="ours"),
+        Claim("speed", "Small-step drift along M: 1-SAM −ηρ²/(2n)∇F per step, "
+              "label-noise SGD −η²s²/(4n)∇F, so SGD needs 2ρ²/(ηs²) times as many "
+              "steps (1.6 in the demo)",
+              "ours (derived in this chapter from the small-step limits of 1-SAM and "
+              "label-noise SGD)", reading="ours"),
+    ],
+    checks=[
+        Check("collapse_paper",
+              "paper's noise: max over draws of eig₂,₃/eig₁ on M, end / start",
+              Criterion("<=", 1e-2, "ours", "SPEC A.12 for Figure 1"),
+              claim="sam_rank_one", fmt=".1e"),
+        Check("Fgap_paper",
+              "paper's noise: max over draws of (F − F*)/F* on M at the end",
+              Criterion("<=", 1e-4, "ours"), claim="sam_rank_one", fmt=".1e"),
+        Check("collapse_1e3_paper", "paper's noise: the same drop on every draw",
+              Criterion("<=", 1e-3, "ours", "chapter 06's convergence level"),
+              "secondary", "sam_rank_one", ".1e"),
+        Check("Fgap_demo", "demo (ρ = 0.1): max over draws of (F − F*)/F* at the end",
+              Criterion("<=", 1e-4, "ours"), "secondary", "sam_rank_one", ".1e"),
+        Check("ratio_limit_err", "|r₀/1.6 − 1|, r₀ = 2 r(η/2) − r(η), r = median "
+              "SGD/1-SAM step ratio", Criterion("<=", 0.15, "ours"), claim="speed",
+              fmt=".2f"),
+        Check("ratio_err_eta", "|r(η)/1.6 − 1| at η = 0.05",
+              Criterion("<=", 0.25, "ours",
+                        "set after the earlier 2.1 (31 %) was seen"),
+              "secondary", "speed", ".2f"),
+        Check("ratio_err_shrinks", "|r(η/2)/1.6 − 1| / |r(η)/1.6 − 1|",
+              Criterion("<=", 0.75, "ours", "an O(η) error halves"),
+              "secondary", "speed", ".2f"),
+        Check("sam_faster_every_draw", "min over draws of SGD/1-SAM step ratio at η",
+              Criterion(">", 1.0, "ours"), "secondary", "speed", ".2f"),
+        Check("reached_all", "every draw reaches F* with both methods at η and η/2",
+              Criterion("==", True, "ours"), "secondary", "speed"),
+        Check("kernel_vs_autograd_sam",
+              "1-SAM kernel vs PyTorch autograd loop, max |Δθ|",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("kernel_vs_autograd_sgd",
+              "label-noise SGD kernel vs autograd loop, max |Δθ|",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("F_star_closed_form",
+              "F(θ*) vs m Σ‖x_i‖²(1 + y_i²/m²) (rel.), and θ* on M",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("on_M", "max |f(x_i) − y_i| at the projected final iterates",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("eig_vs_numpy", "eigenvalues on M from summarize vs numpy (rel. to eig₁)",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+    ],
+    changes=[
+        Change("claim source", "\"Theorem 1.1 for 1-SAM\"", PROSE,
+               "the paper states Theorem 1.1 for label-noise SGD only (issue 11)"),
+        Change("1e-3 check at the paper's noise", "at least 7 of 8 draws", "every draw",
+               "the verdict said \"all draws\" (issue 11)"),
+        Change("speed check", "direction only (1-SAM faster on every draw)",
+               "the predicted ratio, at η (within 25 %) and extrapolated to η → 0 "
+               "(within 15 %)",
+               "the measured 2.1 against a predicted 1.6 went untested (issue 11)"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
+from flatbias import chapter_record, verdict
 from flatbias import label_noise as ln
-from flatbias import records
-from flatbias.scale import get_scale, pick
+from flatbias.scale import get_scale
 from flatbias.style import COLORS, set_style
-from flatbias.verdict import glue_verdict
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-ETA, S, RHO = 0.05, 0.5, 0.1  # the demo: label-noise SGD with s = 0.5 against 1-SAM with rho = 0.1
-STEPS = pick(scale, smoke=1_000_000, full=4_000_000)
-RECORD = records.repo_root() / "results" / "label_noise" / "one_sam.json"
-FIG1 = records.repo_root() / "results" / "label_noise" / "figure1.json"
-print(f"scale = {scale}: {STEPS:.0e} steps per chain, eta = {ETA}, s = {S}, rho = {RHO}")
+t_start = time.perf_counter()
+ETA, S, RHO = P["eta"], P["demo_s"], P["demo_rho"]
+PRED = 2 * RHO**2 / (ETA * S**2)  # predicted SGD/1-SAM step ratio (our derivation)
+print(f"scale = {scale}: demo {P['demo_steps']:.0e} steps at eta = {ETA}, s = {S}, "
+      f"rho = {RHO}; paper's noise {P['paper_steps']:.0e} steps; "
+      f"predicted ratio {PRED:.2f}")
 
 # %% [markdown]
 # ## The algorithm and what it should do
@@ -72,7 +177,7 @@ print(f"scale = {scale}: {STEPS:.0e} steps per chain, eta = {ETA}, s = {S}, rho 
 #
 # No label noise is needed: the ascent step itself keeps the iterate bouncing around $\mathcal{M}$.
 #
-# ```{prf:theorem} 1-SAM minimizes the trace of the Hessian on $\mathcal{M}$ (Wen, Ma and Li; as used by paper 1)
+# ```{prf:theorem} 1-SAM minimizes the trace of the Hessian on $\mathcal{M}$ (Wen, Ma and Li)
 # :label: thm-one-sam
 #
 # Near the zero-loss manifold and for small $\eta,\rho$, 1-SAM follows the Riemannian gradient flow of
@@ -97,134 +202,267 @@ print(f"scale = {scale}: {STEPS:.0e} steps per chain, eta = {ETA}, s = {S}, rho 
 # | drift rates $\eta\rho^2/(2n)$ and $\eta^2s^2/(4n)$ | **our derivation** (small-$\eta$ limit) |
 #
 # ## Side by side: same data, same start, same step size
+#
+# Label-noise SGD ($s=0.5$) and 1-SAM ($\rho=0.1$) from the same starting points, at $\eta$ and at
+# $\eta/2$ (there $\rho^2$ is halved too, so the predicted ratio stays 1.6, and the horizon is 4×
+# longer, since both drifts per step scale with $\eta^2$ then).
 
 # %%
-prob = ln.draw_problems(draws=8, raw_draws=0, seed=0)
+prob = ln.draw_problems(draws=P["demo_draws"], raw_draws=0, seed=P["seed"])
 args = (prob["theta0"], prob["X"], prob["y"])
-kw = dict(steps=STEPS, record_every=STEPS // 50, eta=ETA, seed=2, progress=False)
-sgd = ln.collapse(*args, s_values=[S], **kw)
-sam = ln.collapse(*args, s_values=[0.0], method="sam", rho=RHO, **kw)
-rate = {"sgd": ETA**2 * S**2 / (4 * 3), "sam": ETA * RHO**2 / (2 * 3)}  # predicted drift per step, n = 3
-print(f"predicted small-eta drift per step: SGD {rate['sgd']:.2e}, 1-SAM {rate['sam']:.2e} "
-      f"(1-SAM faster by {rate['sam'] / rate['sgd']:.2f}x)")
+C = P["demo_draws"]
+
+
+def pair(eta, steps):
+    """Label-noise SGD (s = S) and 1-SAM (rho² = PRED η s²/2) at step size eta."""
+    rho = math.sqrt(PRED * eta * S**2 / 2)
+    kw = dict(steps=steps, record_every=steps // P["records"], eta=np.full(C, eta),
+              seed=2, progress=False)
+    sgd = ln.collapse(*args, s_values=[S], **kw)
+    sam = ln.collapse(*args, s_values=[0.0], method="sam", rho=np.full(C, rho), **kw)
+    return sgd, sam
+
+
+demo = {"eta": pair(ETA, P["demo_steps"]), "eta/2": pair(ETA / 2, 4 * P["demo_steps"])}
 
 
 # %%
-def steps_to(res, thr=1e-5):
-    """First recorded step at which (F - F*)/F* <= thr, per draw (inf if never)."""
+def steps_to(res, thr):
+    """Per draw: first step with (F - F*)/F* <= thr, log-interpolated (inf: never)."""
     gap = (res["F_M"][0] - res["F_star"][:, None]) / res["F_star"][:, None]
-    hit = gap <= thr
-    return np.where(hit.any(1), res["steps"][hit.argmax(1)], np.inf)
+    out = np.full(len(gap), np.inf)
+    for p, g in enumerate(gap):
+        hit = np.flatnonzero(g <= thr)
+        if len(hit) and hit[0] > 0:
+            a, b = hit[0] - 1, hit[0]
+            la, lb = np.log(g[a]), np.log(max(g[b], 1e-300))
+            frac = (la - np.log(thr)) / (la - lb)
+            out[p] = res["steps"][a] + frac * (res["steps"][b] - res["steps"][a])
+        elif len(hit):
+            out[p] = 0.0
+    return out
 
 
-t_sgd, t_sam = steps_to(sgd), steps_to(sam)
-both = np.isfinite(t_sgd) & np.isfinite(t_sam)
-speedup = t_sgd[both] / t_sam[both]
-print(f"steps to (F-F*)/F* <= 1e-5 reached by both on {int(both.sum())} of {len(both)} draws; "
-      f"SGD/1-SAM step ratio: {np.round(speedup, 1)}")
+ratio, reached = {}, True
+for key, (sgd, sam) in demo.items():
+    t_sgd, t_sam = steps_to(sgd, P["gap"]), steps_to(sam, P["gap"])
+    ok = np.isfinite(t_sgd) & np.isfinite(t_sam)
+    reached &= bool(ok.all())
+    ratio[key] = t_sgd[ok] / t_sam[ok]
+    print(f"{key}: reached by both on {ok.sum()} of {C} draws; "
+          f"SGD/1-SAM step ratio {np.round(ratio[key], 2)}")
+r_eta, r_half = (float(np.median(ratio[k])) if len(ratio[k]) else float("nan")
+                 for k in ("eta", "eta/2"))
+r_zero = 2 * r_half - r_eta  # linear extrapolation to eta -> 0
+print(f"median ratio {r_eta:.2f} at eta, {r_half:.2f} at eta/2, "
+      f"extrapolated {r_zero:.2f}; predicted {PRED:.2f}")
+
+# %% [markdown]
+# ## At the paper's noise level
+#
+# 1-SAM with the radius that matches label-noise SGD at noise variance $s^2=0.03$
+# ($\rho=\sqrt{\eta s^2/2}\approx0.027$), on the well-conditioned draws of
+# {doc}`06_label_noise_rank_one` and from the same starting points.
 
 # %%
+full = ln.draw_problems(8, 4, seed=P["seed"])
+keep = np.flatnonzero(full["conditioned"])[: P["paper_draws"]]
+rho_p = math.sqrt(ETA * P["s2"] / 2)
+paper_run = ln.collapse(full["theta0"][keep], full["X"][keep], full["y"][keep],
+                        s_values=[0.0], steps=P["paper_steps"], method="sam",
+                        record_every=P["paper_steps"] // P["records"],
+                        eta=np.full(len(keep), ETA), rho=np.full(len(keep), rho_p),
+                        seed=P["seed"], progress=False)
+drop = paper_run["ratio_drop"][0]  # (draw, k): eig_k/eig_1 on M, end over start
+gap_p = (paper_run["F_M"][0, :, -1] - paper_run["F_star"]) / paper_run["F_star"]
+print(f"rho = {rho_p:.4f}: per draw, max eig_2,3/eig_1 drop "
+      f"{np.array2string(drop.max(1), precision=1)}; (F - F*)/F* at the end "
+      f"{np.array2string(gap_p, precision=1)}")
+
+# %% [markdown]
+# ## Guards: the book's own computation
+#
+# Both kernels are compared step by step with a plain PyTorch autograd loop fed the same noise; the
+# optimum $F^*$ with its closed form $m\sum_i\lVert x_i\rVert^2\cosh^2(\operatorname{asinh}(y_i/m))$
+# and the closed-form optimum with the constraints; the projected iterates with the constraints; and
+# the eigenvalues on $\mathcal{M}$ with numpy.
+
+# %%
+X, y, th0 = prob["X"][0], prob["y"][0], prob["theta0"][0]
+T = P["guard_steps"]
+idx, eps = ln.draw_noise(7, 1, len(y), T)
+guard_kernel = {}
+for method, s, rho in (("sam", 0.0, RHO), ("sgd", S, 0.0)):
+    fast = ln.run(th0[None], X[None], y[None], eta=np.full(1, ETA), s=np.full(1, s),
+                  rho=np.full(1, rho), steps=T, record_every=T, seed=7, method=method,
+                  progress=False)
+    slow = ln.reference_run(th0, X, y, eta=ETA, s=s, rho=rho, idx=idx[0], eps=eps[0],
+                            method=method)
+    guard_kernel[method] = float(np.abs(fast.theta[-1, 0] - slow[-1].numpy()).max())
+
+m = P["m_d_n"][0]
+F_closed = m * ((prob["X"] ** 2).sum(-1) * (1 + (prob["y"] / m) ** 2)).sum(-1)
+sgd0 = demo["eta"][0]
+star = ln.closed_form_optimum(*args)
+f_star = np.sinh(np.einsum("pnd,pmd->pnm", prob["X"], star)).sum(-1)
+res_star = np.abs(f_star - prob["y"])
+guard_F = max(float(np.abs(sgd0["F_star"] / F_closed - 1).max()), float(res_star.max()))
+
+
+def on_M(res, Xs, ys):
+    th = res["theta_M"][0, :, -1]  # (draw, m, d) projected final iterates
+    return float(np.abs(np.sinh(np.einsum("pnd,pmd->pnm", Xs, th)).sum(-1) - ys).max())
+
+
+guard_on_M = max(on_M(demo["eta"][1], prob["X"], prob["y"]),
+                 on_M(paper_run, full["X"][keep], full["y"][keep]))
+th = demo["eta"][1]["theta_M"][0, :, -1]
+Phi = np.sinh(np.einsum("pnd,pmd->pnm", prob["X"], th))
+eig_np = np.linalg.eigvalsh(Phi @ Phi.transpose(0, 2, 1))[:, ::-1]
+eig_pkg = demo["eta"][1]["eig_M"][0, :, -1]
+guard_eig = float((np.abs(eig_pkg - eig_np).max(1) / eig_np[:, 0]).max())
+print(f"kernel vs autograd: 1-SAM {guard_kernel['sam']:.1e}, "
+      f"SGD {guard_kernel['sgd']:.1e}; F* {guard_F:.1e}; on M {guard_on_M:.1e}; "
+      f"eigenvalues {guard_eig:.1e}")
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+#
+# Every check of the protocol is measured here. At `full` scale this run's numbers and figure data
+# become the chapter's record; at `smoke` scale they re-check the pipeline (the guards must pass) and
+# the figures and verdict come from the committed paper-scale record.
+
+# %%
+sam_eta = demo["eta"][1]
+gap_demo = (sam_eta["F_M"][0, :, -1] - sam_eta["F_star"]) / sam_eta["F_star"]
+err_eta, err_half = abs(r_eta / PRED - 1), abs(r_half / PRED - 1)
+measured = {
+    "collapse_paper": float(drop.max()),
+    "Fgap_paper": float(gap_p.max()),
+    "collapse_1e3_paper": float(drop.max()),
+    "Fgap_demo": float(gap_demo.max()),
+    "ratio_limit_err": abs(r_zero / PRED - 1),
+    "ratio_err_eta": err_eta,
+    "ratio_err_shrinks": float(np.divide(err_half, err_eta)),
+    "sam_faster_every_draw": float(min(ratio["eta"], default=np.nan)),
+    "reached_all": reached,
+    "kernel_vs_autograd_sam": guard_kernel["sam"],
+    "kernel_vs_autograd_sgd": guard_kernel["sgd"],
+    "F_star_closed_form": guard_F,
+    "on_M": guard_on_M,
+    "eig_vs_numpy": guard_eig,
+}
+
+
+def curves(res):
+    """eig_2/eig_1 and (F - F*)/F* on M, per draw and record."""
+    e = res["eig_M"][0]
+    g = (res["F_M"][0] - res["F_star"][:, None]) / res["F_star"][:, None]
+    return {"steps": res["steps"], "ratio": e[..., 1] / e[..., 0], "gap": g}
+
+
+data = {
+    "demo": {f"{key}/{name}": curves(res) for key, pr in demo.items()
+             for name, res in zip(("sgd", "sam"), pr)},
+    "paper": curves(paper_run), "drop": drop, "gap_paper": gap_p, "rho_paper": rho_p,
+    "ratios": {k: v for k, v in ratio.items()}, "r": [r_eta, r_half, r_zero],
+    "pred": PRED,
+}
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
+
+# %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; this build's run if none
 fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3))
-for res, name, c in ((sgd, f"label-noise SGD, $s={S}$", COLORS["sgd"]), (sam, rf"1-SAM, $\rho={RHO}$", COLORS["sam"])):
-    ratio = res["eig_M"][0, :, :, 1] / res["eig_M"][0, :, :, 0]
-    gap = (res["F_M"][0] - res["F_star"][:, None]) / res["F_star"][:, None]
-    for p in range(len(ratio)):
-        axes[0].plot(res["steps"], np.clip(ratio[p], 1e-17, None), color=c, lw=0.9, label=name if p == 0 else None)
-        axes[1].plot(res["steps"], np.clip(gap[p], 1e-17, None), color=c, lw=0.9)
-axes[0].set(yscale="log", xlabel="step", ylabel=r"$\mathrm{eig}_2/\mathrm{eig}_1$ of $\Phi\Phi^\top$ on $\mathcal{M}$")
+for name, c, label in (("sgd", COLORS["sgd"], f"label-noise SGD, $s={S}$"),
+                       ("sam", COLORS["sam"], rf"1-SAM, $\rho={RHO}$")):
+    cv = shown["demo"][f"eta/{name}"]
+    steps = np.array(cv["steps"])
+    for p, (rr, g) in enumerate(zip(cv["ratio"], cv["gap"])):
+        axes[0].plot(steps, np.clip(rr, 1e-17, None), color=c, lw=0.9,
+                     label=label if p == 0 else None)
+        axes[1].plot(steps, np.clip(g, 1e-17, None), color=c, lw=0.9)
+axes[1].axhline(PROTOCOL.at("full")["gap"], color=COLORS["reference"], ls="--", lw=0.8)
+axes[0].set(yscale="log", xlabel="step",
+            ylabel=r"$\mathrm{eig}_2/\mathrm{eig}_1$ on $\mathcal{M}$")
 axes[1].set(yscale="log", xlabel="step", ylabel=r"$(F-F^*)/F^*$ on $\mathcal{M}$")
 axes[0].legend(fontsize=8)
 glue("fig_sam_demo", fig, display=False)
 plt.close(fig)
+glue("pred_ratio", shown["pred"], display=False)
+for key, v in zip(("meas_ratio", "half_ratio", "zero_ratio"), shown["r"]):
+    glue(key, v, display=False)
+glue("err_eta_pct", 100 * abs(shown["r"][0] / shown["pred"] - 1), display=False)
+glue("err_zero_pct", 100 * abs(shown["r"][2] / shown["pred"] - 1), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_sam_demo
 # :name: fig-sam-demo
 #
-# 1-SAM (red, no label noise) and label-noise SGD (green) from the same 8 starting points, $\eta=0.05$. Left: the ratio
-# of the second to the first eigenvalue of $\Phi\Phi^\top$ after projection onto $\mathcal{M}$. Right: the sharpness gap
-# to the closed-form minimum $F^*$. Both collapse to rank one and reach $F^*$; 1-SAM is faster here.
+# Paper scale, the demo at $\eta=0.05$: 1-SAM (red, no label noise) and label-noise SGD (green) from
+# the same starting points. Left: the ratio of the second to the first eigenvalue of
+# $\Phi\Phi^\top$ after projection onto $\mathcal{M}$. Right: the sharpness gap to the closed-form
+# minimum $F^*$ (dashed: the level that counts as reaching $F^*$).
 # ```
-
-# %%
-# NBVAL_CHECK_OUTPUT
-sam_drop = sam["ratio_drop"][0]
-sam_collapses = bool((sam_drop <= 1e-1).all()) and bool((np.median(sam_drop, 0) <= 1e-3).all())
-sam_reaches_F_star = bool(((sam["F_M"][0, :, -1] - sam["F_star"]) / sam["F_star"] < 1e-4).all())
-sam_faster = bool((speedup > 1).all()) and int(both.sum()) >= 4 and bool(np.isfinite(t_sam).all())
-print(f"1-SAM: eig2/eig1 and eig3/eig1 on M fell >= 10x on all {len(sam_drop)} draws, >= 1000x on the median: "
-      f"{sam_collapses}")
-print(f"1-SAM: F within 1e-4 of F* at the end on all draws: {sam_reaches_F_star}")
-print(f"1-SAM (rho = {RHO}) reaches F* in fewer steps than label-noise SGD (s = {S}) on every draw, as predicted: "
-      f"{sam_faster}")
-assert sam_collapses and sam_reaches_F_star and sam_faster
-
-# %% [markdown]
-# The small-$\eta$ prediction of the speed ratio is {glue:text}`pred_ratio:.2f`; the measured ratio of the numbers of
-# steps the two need to bring $F$ within $10^{-5}$ of $F^*$ has median {glue:text}`meas_ratio:.2f`. The direction is right and the size is close but not equal: at $\eta=0.05$ the
-# product $\eta\lVert\nabla f_i\rVert^2$ is of order one, so neither algorithm is in its small-step limit (see
-# {doc}`07_sgd_tracks_the_flow` for how the gap closes as $\eta\to0$).
 #
-# ## At the paper's noise level
-#
-# The full-scale record runs 1-SAM with the radius that matches label-noise SGD at $s^2=0.03$
-# ($\rho=\sqrt{\eta s^2/2}\approx0.027$) for $4\cdot10^7$ steps on the 8 well-conditioned draws of
-# {doc}`06_label_noise_rank_one`, from the same starting points.
+# The small-step prediction of the SGD/1-SAM step ratio is {glue:text}`pred_ratio:.2f`. The
+# measured median is {glue:text}`meas_ratio:.2f` at $\eta=0.05$ and {glue:text}`half_ratio:.2f`
+# at $\eta/2$; extrapolated linearly to $\eta\to0$ it is {glue:text}`zero_ratio:.2f`.
 
-# %%
-if scale == "full":
-    ln.sam_record(RECORD, progress=False)
-rec, fig1 = records.read_record(RECORD), records.read_record(FIG1)
-prov, mt, m1 = rec["provenance"], rec["metrics"], fig1["metrics"]
-print(f"record {RECORD.name}: rho = {rec['settings']['rho_values'][0]:.4f}, {rec['settings']['steps']:.0e} steps, "
-      f"{prov['hardware']['cpu']}, {prov['date_utc']}, commit {prov['commit'][:12]}, kernel time {prov['wall_time_s']:.0f} s")
-cond = np.array(m1["conditioned"])
-steps = np.array(mt["steps"])
-sam_ratio = np.array(mt["eig_M"])[0][..., 1] / np.array(mt["eig_M"])[0][..., 0]
-eig_sgd = np.array(m1["eig_M"])[0][cond]  # s^2 = 0.03, the same draws and starting points
-sgd_ratio = eig_sgd[..., 1] / eig_sgd[..., 0]
-sam_full_drop = np.array(mt["ratio_drop"])[0]
-
-# %%
+# %% tags=["hide-input"]
+cv = shown["paper"]
 fig, ax = plt.subplots(figsize=(6, 3.2))
-for p in range(len(sam_ratio)):
-    ax.plot(steps, np.clip(sgd_ratio[p], 1e-17, None), color=COLORS["sgd"], lw=0.9,
-            label=r"label-noise SGD, $s^2=0.03$" if p == 0 else None)
-    ax.plot(steps, np.clip(sam_ratio[p], 1e-17, None), color=COLORS["sam"], lw=0.9, ls="--",
-            label=rf"1-SAM, $\rho={rec['settings']['rho_values'][0]:.3f}$" if p == 0 else None)
-ax.set(yscale="log", xlabel="step", ylabel=r"$\mathrm{eig}_2/\mathrm{eig}_1$ on $\mathcal{M}$")
+for p, rr in enumerate(cv["ratio"]):
+    ax.plot(cv["steps"], np.clip(rr, 1e-17, None), color=COLORS["sam"], lw=0.9,
+            label=rf"1-SAM, $\rho={shown['rho_paper']:.3f}$" if p == 0 else None)
+ax.set(yscale="log", xlabel="step",
+       ylabel=r"$\mathrm{eig}_2/\mathrm{eig}_1$ on $\mathcal{M}$")
 ax.legend(fontsize=8)
 glue("fig_sam_full", fig, display=False)
 plt.close(fig)
+drops = np.array(shown["drop"]).max(1)
+glue("n_1e3", f"{int((drops <= 1e-3).sum())} of {len(drops)}", display=False)
+glue("worst_drop", float(drops.max()), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_sam_full
 # :name: fig-sam-full
 #
-# The paper's setting: label-noise SGD with $s^2=0.03$ (solid) and 1-SAM with the matched radius (dashed), same 8 data
-# draws and starting points, $4\cdot10^7$ steps each. The slowest draw ($\lambda_{\min}(XX^\top)=0.02$) is the one that
-# label-noise SGD needed $8\cdot10^7$ steps for in {doc}`06_label_noise_rank_one`; 1-SAM is ahead of SGD on it but has
-# not fallen by $10^{-3}$ yet.
+# Paper scale, the paper's noise level: 1-SAM with the radius matched to label-noise SGD at
+# $s^2=0.03$, on the well-conditioned draws of {doc}`06_label_noise_rank_one`. The drop of
+# eig₂,₃/eig₁ reaches $10^{-3}$ on {glue:text}`n_1e3` draws within the horizon; the worst draw's
+# drop is {glue:text}`worst_drop:.1e`.
 # ```
+#
+# (verdict-08)=
+# ## Verdict
+#
+# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
+# numbers come from the paper-scale record named on the first line, and this build's smoke run
+# follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-full_collapse = bool((sam_full_drop <= 1e-2).all())
-n_1e3 = int((sam_full_drop.max(1) <= 1e-3).sum())
-print(f"1-SAM at the matched radius: eig2,3/eig1 on M <= 1e-2 x initial on all {len(sam_full_drop)} draws: {full_collapse}")
-print(f"... and <= 1e-3 x initial on {n_1e3} of {len(sam_full_drop)} draws within 4e7 steps")
-assert full_collapse and n_1e3 >= len(sam_full_drop) - 1
+print(verdict.report(paper, smoke))
 
 # %% tags=["remove-cell"]
-glue("pred_ratio", rate["sam"] / rate["sgd"], display=False)
-glue("meas_ratio", float(np.median(speedup)), display=False)
-glue_verdict("verdict", "reproduced with our reconstruction",
-             f"1-SAM reaches rank one on all draws (eig2,3/eig1 fall >= {1 / max(sam_drop.max(), sam_full_drop.max()):.0e}x)")
+verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]
-# ## Verdict
+# 1-SAM needs no label noise: the ascent step alone keeps the iterate moving along $\mathcal{M}$.
 #
-# **Reproduced with our reconstruction.** 1-SAM, without any label noise, drives the feature matrix to rank one and
-# the sharpness to its closed-form minimum, like label-noise SGD. Its speed follows our small-step estimate in
-# direction (predicted speed ratio {glue:text}`pred_ratio:.2f`, measured {glue:text}`meas_ratio:.2f`); at the paper's
-# step size finite-step effects change the constant.
+# - **Rank one.** At the paper's noise level, with the matched radius, the drop of
+#   eig₂,₃/eig₁ on $\mathcal{M}$ reaches $10^{-3}$ on {glue:text}`n_1e3` draws within the
+#   protocol's horizon, and every draw gets within the $10^{-2}$ criterion; the slowest draw stops at
+#   {glue:text}`worst_drop:.1e`. The old chapter let one draw miss the $10^{-3}$ level while saying
+#   "all draws"; the protocol now asks for every draw, and the status above counts that draw.
+# - **Speed.** The prediction is ours and is a small-step statement. At $\eta=0.05$, where
+#   $\eta\lVert\nabla f_i\rVert^2$ is of order one, the measured ratio misses it by
+#   {glue:text}`err_eta_pct:.0f` %; at $\eta/2$ the miss is smaller, and the linear extrapolation to
+#   $\eta\to0$ lands {glue:text}`err_zero_pct:.0f` % from the prediction. The finite-step
+#   correction makes 1-SAM faster still than the limit predicts, and it shrinks as $\eta$ does.
+#
+# The chapter's headline status is {glue:text}`status`.

@@ -19,11 +19,15 @@
 # %% [markdown]
 # # Beyond the theorem: more data points than dimensions
 #
-# Paper 1's theorem needs linearly independent data, so $n\le d$. Real data have $n\gg d$. The paper reports
-# that "a version of the simplicity bias does seem to exist even for the practical low-dimensional setting"
-# (an ICLR reviewer's summary of its Figures 2–3): the feature matrix keeps only a few non-vanishing
-# eigenvalues, two in its experiment, and the neurons cluster. The exact settings of those figures were not
-# recovered, so this chapter chooses its own, says so, and shows what label-noise SGD does.
+# Paper 1's theorem needs linearly independent data, so $n\le d$. Real data have $n\gg d$. The paper
+# reports two experiments beyond that regime {cite}`gatmiry2024simplicity`. With $d<n$ (its Figure 3):
+# "the smallest possible rank to fit the data is indeed two, and surprisingly we see in Figure 3 that
+# except the first and second eigenvalues of the feature matrix, the rest go to zero". With more data
+# points (its Figure 2): "the neurons tend to converge to one another, especially when they are close,
+# as if there is a hidden attraction force between them … they collapse into clusters". Both
+# statements are about networks that **fit** their data. The exact settings of those figures were not
+# recovered, so this chapter runs label-noise SGD at the paper's step size and noise on settings of its
+# own, reports for every run whether it fits, and tests the two statements on the runs that do.
 
 # %% tags=["remove-cell"]
 # Colab: install the book's package (does nothing elsewhere).
@@ -32,73 +36,332 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    url = "git+https://github.com/flatbias/flatbias-book"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs: the settings at both scales, the claims, and the criterion of every
+# check, each tagged as the paper's or ours. The paper's text gives $m=10$, $d=3$, $\eta=0.05$ and
+# noise variance $0.03$ for its experiments (its Figure 2 uses larger, unrecovered sizes); the
+# number of points $n$, the labels, the activation and the horizon are ours. A run **fits** the data
+# when it did not diverge, its noise-free loss (median over the last quarter of the records) is at
+# most `fit_loss_ratio` times the loss of the zero predictor, $L_0=\frac1n\sum_i\frac12y_i^2$, and
+# its final iterate retracts onto the zero-loss set $\mathcal{M}$ by Newton's method. Every check of
+# a claim is taken over the runs that fit; a claim with no fitting run gets NaN (a failed check).
+# The neurons' clustering is measured by $U_k$, the share of the spread of the weight vectors
+# $\theta_1,\dots,\theta_m$ that the best partition into $k$ groups leaves unexplained
+# (exact: every partition is tried, `flatbias.clusters`).
+
+# %% tags=["protocol"]
+from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
+
+FIG3 = ("Paper 1, Section 5, on Figure 3: \"the smallest possible rank to fit the "
+        "data is indeed two, and surprisingly we see in Figure 3 that except the first "
+        "and second eigenvalues of the feature matrix, the rest go to zero\"")
+FIG2 = ("Paper 1, Section 5, on Figure 2: \"the neurons tend to converge to one "
+        "another, especially when they are close … they collapse into clusters\"")
+FITS = "fits: late loss ≤ this × L0, and retracts onto M"
+PROTOCOL = Protocol(
+    chapter="09_beyond_theory",
+    settings={
+        "m": same(10, "paper", "neurons"),
+        "d": same(3, "paper", "input dimension"),
+        "eta": same(0.05, "paper", "step size"),
+        "s2": same(0.03, "paper", "label-noise variance, s = √0.03"),
+        "ns": same([5, 10, 20], "ours",
+                   "data points; n = 5 has smallest fitting rank 2"),
+        "draws": Setting(2, 8, "ours", "data draws per n, one chain each"),
+        "steps": Setting(2_000_000, 20_000_000, "ours", "horizon"),
+        "records": same(40, "ours", "snapshots per run"),
+        "fit_loss_ratio": same(0.1, "ours", FITS),
+        "seed": same(0, "ours"),
+        "guard_steps": same(300, "ours", "steps of the kernel-vs-autograd guard"),
+    },
+    claims=[
+        Claim("rank_two", "With d < n ≤ 2d (n = 5, d = 3) label-noise SGD fits the "
+              "data and the feature matrix ΦΦᵀ ends with two non-vanishing eigenvalues "
+              "(the smallest rank that fits); the rest go to zero", FIG3,
+              reading="ours"),
+        Claim("clusters", "With n ≫ d (n = 10, 20; d = 3) the neurons collapse into "
+              "clusters; our reading: into k* = ⌈n/d⌉ groups, the fewest whose k*·d "
+              "weights can fit n labels", FIG2, reading="ours"),
+    ],
+    checks=[
+        Check("n5_eig3", "n = 5, fitting runs: max eig₃/eig₁ of ΦΦᵀ on M at the end",
+              Criterion("<=", 1e-3, "ours"), claim="rank_two", fmt=".1e"),
+        Check("n5_eig2",
+              "n = 5, fitting runs: min eig₂/eig₁ on M at the end (not rank one)",
+              Criterion(">=", 1e-3, "ours"), "secondary", "rank_two", ".1e"),
+        Check("n5_U2", "n = 5, fitting runs: max U₂ (neurons in two groups) at the end",
+              Criterion("<=", 1e-3, "ours"), "secondary", "rank_two", ".1e"),
+        Check("n5_fit_share", "n = 5: share of runs that fit",
+              Criterion(">=", 0.5, "ours"), "secondary", "rank_two", ".2f"),
+        Check("big_Ukstar",
+              "n = 10, 20, fitting runs: max U_k* at the end, k* = ⌈n/d⌉",
+              Criterion("<=", 1e-3, "ours"), claim="clusters", fmt=".1e"),
+        Check("big_Ukstar_drop",
+              "n = 10, 20, fitting runs: max U_k*(end) / U_k*(start)",
+              Criterion("<=", 1e-2, "ours"), "secondary", "clusters", ".1e"),
+        Check("big_rank",
+              "n = 10, 20, fitting runs: max eig_(k*+1)/eig₁ on M at the end",
+              Criterion("<=", 1e-3, "ours"), "secondary", "clusters", ".1e"),
+        Check("big_fit_share", "n = 10, 20: smaller share of runs that fit",
+              Criterion(">=", 0.5, "ours"), "secondary", "clusters", ".2f"),
+        Check("kernel_vs_autograd", "numba kernel vs PyTorch autograd loop, max |Δθ|",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("summary_vs_numpy",
+              "eigenvalues and loss of label_noise.summarize vs numpy (rel.)",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("on_M", "max |f(x_i) − y_i| at the retracted final iterates",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("U_vs_brute_force",
+              "U_k of clusters.unexplained vs a loop over all k^m labellings",
+              Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
+    ],
+    changes=[
+        Change("label noise and horizon", "s = 0.5, 10⁷ steps (ours)",
+               "the paper's variance 0.03 (s ≈ 0.17), 2·10⁷ steps",
+               "at s = 0.5 the runs did not fit: median noise-free loss 0.18, 0.089, "
+               "0.14 for n = 5, 10, 20 against about 0.17 for the zero predictor "
+               "(issue 11)"),
+        Change("checks", "top-eigenvalue share grows for every n; ≤ 3 eigenvalues "
+               "above 1e-3 (median over draws)",
+               "rank and clustering checks on the runs that fit",
+               "the old checks mixed runs that did not fit; at full scale the first "
+               "printed False (issue 11)"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
+import math
+import time
+
 import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
+from flatbias import chapter_record, clusters, verdict
 from flatbias import label_noise as ln
-from flatbias.scale import get_scale, pick
-from flatbias.style import set_style
-from flatbias.verdict import glue_verdict
+from flatbias.scale import get_scale
+from flatbias.style import COLORS, set_style
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-M, D, ETA, S = 10, 3, 0.05, 0.5
-NS = [3, 5, 10, 20]  # n = 3 = d is the theorem's case, for reference
-DRAWS = pick(scale, smoke=3, full=8)
-STEPS = pick(scale, smoke=1_000_000, full=10_000_000)
-VANISH = 1e-3  # an eigenvalue "survives" if eig_k / eig_1 > VANISH (our threshold)
-print(f"scale = {scale}: n in {NS}, {DRAWS} draws each, {STEPS:.0e} steps, eta = {ETA}, s = {S}")
+t_start = time.perf_counter()
+S = math.sqrt(P["s2"])
+print(f"scale = {scale}: n in {P['ns']}, {P['draws']} draws each, "
+      f"{P['steps']:.0e} steps, eta = {P['eta']}, s = {S:.3f}")
 
 # %% [markdown]
-# ## Setting (all ours except the data and the network)
+# ## Setting
 #
 # | part of the setting | source |
 # |---|---|
-# | $m=10$ neurons, $d=3$, data entries uniform on $[0,1]$, $\eta=0.05$ | the paper ("same data generating process") |
-# | $n\in\{5,10,20\}$ (and $n=3$ for reference), labels $y_i\sim U[0,1]$, $\phi=\sinh$ | **our choice** |
-# | label noise $s=0.5$ (larger than the paper's, to fit the run in minutes) | **our choice** |
-# | "non-vanishing" eigenvalue: $\mathrm{eig}_k/\mathrm{eig}_1>10^{-3}$ | **our choice** |
-# | uncentered PCA (SVD) of the neuron matrix $\Theta=[\theta_1\dots\theta_m]^\top\in\mathbb{R}^{m\times d}$ | **our choice** |
+# | $m=10$ neurons, $d=3$, data entries uniform on $[0,1]$, $\eta=0.05$, noise variance $0.03$ | the paper ("same data generating process") |
+# | $n\in\{5,10,20\}$, labels $y_i\sim U[0,1]$, $\phi=\sinh$, $\theta_j(0)\sim\mathcal N(0,I/d)$ | **our choice** |
+# | what "fits" means, $U_k$, the thresholds, the horizon | **our choice** (the protocol) |
 #
-# With $n>d$ the data cannot be linearly independent, so {prf:ref}`thm-label-noise-rank-one` says nothing: a rank-one
-# feature matrix means $\Phi=\phi(Xw)\mathbf{1}^\top$ for one $w\in\mathbb{R}^d$, i.e. the network is $m\,\phi(w^\top x)$,
-# which generally cannot fit $n>d$ labels. Some diversity among the neurons must survive; the question is how much.
-# We look at the raw iterates (for $n>d$ they need not come close to a smooth zero-loss manifold).
+# With $n>d$ the data cannot be linearly independent, so {prf:ref}`thm-label-noise-rank-one` says
+# nothing. A feature matrix of rank $k$ whose neurons sit in $k$ groups is the network
+# $\sum_{g=1}^k m_g\,\phi(w_g^\top x)$, with $kd$ free weights: generically it can fit $n$ labels only
+# if $kd\ge n$. So the smallest rank that fits is $k^*=\lceil n/d\rceil$: two for $n=5$ (the
+# paper's "smallest possible rank … is indeed two"), four for $n=10$, seven for $n=20$.
+#
+# ## The runs
+#
+# One chain per data draw, so that a draw whose iterates diverge stops alone. Each run records the
+# noise-free loss and the weights; at the end the final iterate is retracted onto $\mathcal{M}$
+# (Newton's method), which removes the $O(\eta s^2)$ jitter before the spectrum is read.
 
 # %%
+def one_run(X, y, theta0, seed):
+    """One label-noise SGD chain; None if its iterates diverge."""
+    try:
+        return ln.run(theta0[None], X[None], y[None], eta=np.full(1, P["eta"]),
+                      s=np.full(1, S), rho=np.zeros(1), steps=P["steps"], seed=seed,
+                      record_every=P["steps"] // P["records"], progress=False)
+    except FloatingPointError:
+        return None
+
+
 runs = {}
-for n in NS:
-    prob = ln.draw_problems(draws=DRAWS, raw_draws=0, n=n, seed=10 + n, lam_min=0.0)
-    runs[n] = ln.run(prob["theta0"], prob["X"], prob["y"], eta=ETA, s=S, steps=STEPS, record_every=STEPS // 40,
-                     seed=n, progress=False)
-share = {n: r.eig[..., 0] / r.eig.sum(-1) for n, r in runs.items()}  # top-eigenvalue share, (record, draw)
-alive = {n: (r.eig[-1] / r.eig[-1, :, :1] > VANISH).sum(-1) for n, r in runs.items()}  # per draw
-for n, r in runs.items():
-    print(f"n = {n:2d}: surviving eigenvalues per draw {alive[n].tolist()}; top share {share[n][0].mean():.2f} -> "
-          f"{share[n][-1].mean():.3f}; final noise-free loss (median) {np.median(r.loss[-1]):.1e}")
+for n in P["ns"]:
+    prob = ln.draw_problems(P["draws"], 0, m=P["m"], d=P["d"], n=n,
+                            seed=P["seed"] + n, lam_min=0.0)
+    runs[n] = [(prob["X"][p], prob["y"][p], prob["theta0"][p],
+                one_run(prob["X"][p], prob["y"][p], prob["theta0"][p], 1000 * n + p))
+               for p in range(P["draws"])]
+print(f"kernel time {sum(r.wall_s for v in runs.values() for *_, r in v if r):.0f} s")
+
+# %% [markdown]
+# Each run is judged against the protocol: its late loss against the zero predictor's, whether it
+# fits, the spectrum of $\Phi\Phi^\top$ on $\mathcal{M}$ at the end, and the clustering scores
+# $U_{k^*}$ (and $U_{k^*-1}$) of its neurons at the start and at the end.
 
 # %%
+table = []
+for n, items in runs.items():
+    k = math.ceil(n / P["d"])
+    for p, (X, y, th0, r) in enumerate(items):
+        row = {"n": n, "draw": p, "k": k, "L0": float(0.5 * np.mean(y**2)),
+               "diverged": r is None, "fits": False}
+        if r is not None:
+            late = r.loss[-(P["records"] // 4):, 0]
+            row["loss"] = float(np.median(late))
+            th = ln.retract_batch(r.theta[-1], X[None], y[None], strict=False)[0]
+            row["retracted"] = bool(np.isfinite(th).all())
+            small = row["loss"] <= P["fit_loss_ratio"] * row["L0"]
+            row["fits"] = row["retracted"] and small
+            if row["retracted"]:
+                eig = ln.summarize(th[None], X[None], y[None])[0][0]
+                row.update(theta_M=th, eig_M=eig / eig[0],
+                           U=clusters.unexplained(th, k)[0],
+                           U_start=clusters.unexplained(th0, k)[0],
+                           U_fewer=clusters.unexplained(th, k - 1)[0],
+                           groups=clusters.count_groups(th, 1e-3))
+            z = X @ r.theta[-1, 0].T  # (n, m) pre-activations of the final raw iterate
+            lam = (X**2).sum(1) * (np.cosh(z) ** 2).sum(1)  # ‖∇f_i‖², per sample
+            row["eta_lam"] = float(P["eta"] * lam.max())
+        table.append(row)
+for row in table:
+    line = f"n = {row['n']:2d} draw {row['draw']}: "
+    if row["diverged"]:
+        print(line + "diverged")
+        continue
+    if row.get("retracted"):
+        line += (f"eig_(k*+1)/eig_1 = {row['eig_M'][row['k']]:.1e}, "
+                 f"U_k* = {row['U']:.1e}, groups {row['groups']}; ")
+    print(line + f"late loss / L0 = {row['loss'] / row['L0']:.3f}, fits: {row['fits']}")
+
+# %% [markdown]
+# ## Guards: the book's own computation
+#
+# The kernel is compared step by step with a plain PyTorch autograd loop fed the same noise; the
+# spectrum and loss of `summarize` with a direct numpy computation; the retracted iterates with the
+# constraints; and $U_k$ with a loop over every one of the $k^m$ labellings (7 neurons, $k=2,3$).
+
+# %%
+X, y, th0, _ = runs[5][0]
+T = P["guard_steps"]
+fast = ln.run(th0[None], X[None], y[None], eta=np.full(1, P["eta"]), s=np.full(1, S),
+              rho=np.zeros(1), steps=T, record_every=T, seed=7, progress=False)
+idx, eps = ln.draw_noise(7, 1, len(y), T)
+slow = ln.reference_run(th0, X, y, eta=P["eta"], s=S, idx=idx[0], eps=eps[0])
+guard_kernel = float(np.abs(fast.theta[-1, 0] - slow[-1].numpy()).max())
+
+Phi = np.sinh(X @ fast.theta[-1, 0].T)
+eig_np = np.linalg.eigvalsh(Phi @ Phi.T)[::-1]
+loss_np = 0.5 * np.mean((Phi.sum(1) - y) ** 2)
+guard_summary = max(float(np.abs(fast.eig[-1, 0] - eig_np).max() / eig_np[0]),
+                    abs(float(fast.loss[-1, 0]) - loss_np) / loss_np)
+
+
+def residual(row):
+    X, y = runs[row["n"]][row["draw"]][:2]
+    return float(np.abs(np.sinh(X @ row["theta_M"].T).sum(1) - y).max())
+
+
+on_M = [residual(r) for r in table if r.get("retracted")]
+guard_on_M = max(on_M, default=float("nan"))
+
+
+def brute_U(x, k):
+    """U_k by a loop over every labelling in k^m."""
+    best = np.inf
+    for lab in np.ndindex(*(k,) * len(x)):
+        lab = np.array(lab)
+        if len(set(lab.tolist())) == k:
+            best = min(best, sum(((x[lab == g] - x[lab == g].mean(0)) ** 2).sum()
+                                 for g in range(k)))
+    return best / ((x - x.mean(0)) ** 2).sum()
+
+
+x7 = fast.theta[-1, 0][:7]
+guard_U = max(abs(clusters.unexplained(x7, k)[0] - brute_U(x7, k)) for k in (2, 3))
+print(f"kernel vs autograd {guard_kernel:.1e}, summarize vs numpy {guard_summary:.1e}, "
+      f"on M {guard_on_M:.1e}, U_k vs brute force {guard_U:.1e}")
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+#
+# Every check of the protocol is measured here, over the runs that fit. At `full` scale this run's
+# numbers and figure data become the chapter's record; at `smoke` scale they re-check the pipeline
+# (the guards must pass) and the figures and verdict come from the committed paper-scale record.
+
+# %%
+def over(rows, f, agg):
+    vals = [f(r) for r in rows if r["fits"]]
+    return float(agg(vals)) if vals else float("nan")
+
+
+n5 = [r for r in table if r["n"] == 5]
+big = [r for r in table if r["n"] > 5]
+share = {n: float(np.mean([r["fits"] for r in table if r["n"] == n])) for n in P["ns"]}
+measured = {
+    "n5_eig3": over(n5, lambda r: r["eig_M"][2], max),
+    "n5_eig2": over(n5, lambda r: r["eig_M"][1], min),
+    "n5_U2": over(n5, lambda r: r["U"], max),
+    "n5_fit_share": share[5],
+    "big_Ukstar": over(big, lambda r: r["U"], max),
+    "big_Ukstar_drop": over(big, lambda r: r["U"] / r["U_start"], max),
+    "big_rank": over(big, lambda r: r["eig_M"][r["k"]], max),
+    "big_fit_share": min(share[n] for n in P["ns"] if n > 5),
+    "kernel_vs_autograd": guard_kernel,
+    "summary_vs_numpy": guard_summary,
+    "on_M": guard_on_M,
+    "U_vs_brute_force": float(guard_U),
+}
+keep = ("n", "draw", "k", "L0", "diverged", "fits", "loss", "eig_M", "U", "U_start",
+        "U_fewer", "groups", "theta_M", "eta_lam")
+one = next((n, p) for n in (10, 20, 5) for p, r in enumerate(runs[n])
+           if r[3] is not None)
+data = {
+    "table": [{k: v for k, v in r.items() if k in keep} for r in table],
+    "steps": next(r for *_, r in runs[5] if r is not None).steps,
+    "loss_over_L0": {f"{n}/{p}": r.loss[:, 0] / (0.5 * np.mean(y**2))
+                     for n, v in runs.items()
+                     for p, (X, y, th0, r) in enumerate(v) if r},
+    "neurons": {"n": one[0], "draw": one[1],
+                "theta": runs[one[0]][one[1]][3].theta[:, 0]},
+}
+data["table"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                  for k, v in r.items()} for r in data["table"]]
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
+
+# %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; this build's run if none
+rows = shown["table"]
+ns = sorted({r["n"] for r in rows})
 fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3))
-for n, r in runs.items():
-    rel = np.clip(r.eig[-1] / r.eig[-1, :, :1], 1e-18, None)  # (draw, n)
-    for p in range(rel.shape[0]):
-        axes[0].plot(np.arange(1, n + 1), rel[p], marker="o", ms=3, lw=0.8, color=f"C{NS.index(n)}",
-                     label=f"$n={n}$" if p == 0 else None)
-r = runs[10]
-for k in range(10):
-    axes[1].plot(r.steps, np.clip(r.eig[:, 0, k] / r.eig[:, 0, 0], 1e-18, None), lw=1, label=f"{k + 1}" if k < 3 else None)
-axes[0].axhline(VANISH, color="0.5", ls="--", lw=0.8)
-axes[0].set(yscale="log", xlabel="index $k$", ylabel=r"$\mathrm{eig}_k/\mathrm{eig}_1$ of $\Phi\Phi^\top$ at the end",
-            xscale="log")
-axes[1].set(yscale="log", xlabel="step", ylabel=r"$\mathrm{eig}_k/\mathrm{eig}_1$", title="$n=10$, one draw")
+for r in rows:
+    c = f"C{ns.index(r['n'])}"
+    first = r is next(q for q in rows if q["n"] == r["n"])
+    if "eig_M" in r:
+        rel = np.clip(np.abs(r["eig_M"]), 1e-18, None)
+        axes[0].plot(np.arange(1, len(rel) + 1), rel, marker="o", ms=3, lw=0.8,
+                     color=c, ls="-" if r["fits"] else ":",
+                     label=f"$n={r['n']}$" if first else None)
+    key = f"{r['n']}/{r['draw']}"
+    if key in shown["loss_over_L0"]:
+        axes[1].plot(shown["steps"], shown["loss_over_L0"][key], lw=0.7, color=c,
+                     label=f"$n={r['n']}$" if first else None)
+axes[0].axhline(1e-3, color=COLORS["reference"], ls="--", lw=0.8)
+axes[0].set(xscale="log", yscale="log", xlabel="index $k$",
+            ylabel=r"$\mathrm{eig}_k/\mathrm{eig}_1$ on $\mathcal{M}$")
+axes[1].axhline(PROTOCOL.at("full")["fit_loss_ratio"], color=COLORS["reference"],
+                ls="--", lw=0.8)
+axes[1].set(yscale="log", xlabel="step", ylabel=r"noise-free loss $/\ L_0$")
 axes[0].legend(fontsize=8)
 glue("fig_spectrum", fig, display=False)
 plt.close(fig)
@@ -107,68 +370,97 @@ plt.close(fig)
 # ```{glue:figure} fig_spectrum
 # :name: fig-beyond-spectrum
 #
-# Left: the spectrum of $\Phi\Phi^\top$ at the end of label-noise SGD, relative to the top eigenvalue, for every draw and
-# every $n$ (dashed: our vanishing threshold). Right: how the ten eigenvalues of one $n=10$ run evolve.
+# Paper scale. Left: the spectrum of $\Phi\Phi^\top$ on $\mathcal{M}$ at the end of every run that
+# did not diverge, relative to the top eigenvalue (solid: runs that fit; dotted: runs that do not;
+# dashed: the threshold $10^{-3}$). Right: the noise-free loss of every run over training, relative to
+# the zero predictor's loss $L_0$ (dashed: the fit threshold).
 # ```
 #
 # ## The neurons cluster
 #
-# The uncentered singular values of $\Theta$ say how many directions the $m$ neuron vectors span. The scatter below shows
-# the ten neurons of one $n=10$ run, in the plane of the top two right singular vectors of the final $\Theta$, at a few
-# moments of training.
+# The ten neurons of one run, projected on the top two (uncentered) principal directions of its
+# final weights, at a few moments of training.
 
-# %%
-r = runs[10]
-V = np.linalg.svd(r.theta[-1, 0])[2][:2]  # top-2 right singular vectors of the final Θ (one draw)
-times = [0, len(r.steps) // 20, len(r.steps) // 4, len(r.steps) - 1]
+# %% tags=["hide-input"]
+nr = shown["neurons"]
+theta = np.array(nr["theta"])
+V = np.linalg.svd(theta[-1])[2][:2]
+times = [0, len(theta) // 20, len(theta) // 4, len(theta) - 1]
 fig, axes = plt.subplots(1, len(times), figsize=(7.6, 2.2), sharex=True, sharey=True)
 for ax, t in zip(axes, times):
-    P = r.theta[t, 0] @ V.T
-    ax.scatter(P[:, 0], P[:, 1], s=14)
-    ax.set(title=f"step {r.steps[t]:.0e}", xlabel="PC 1")
+    pts = theta[t] @ V.T
+    ax.scatter(pts[:, 0], pts[:, 1], s=14, color=COLORS["sgd"])
+    ax.set(title=f"step {shown['steps'][t]:.0e}", xlabel="PC 1")
 axes[0].set_ylabel("PC 2")
 glue("fig_neurons", fig, display=False)
 plt.close(fig)
-sv_share = {n: (np.linalg.svd(r.theta, compute_uv=False) ** 2) for n, r in runs.items()}  # (record, draw, d)
-sv_share = {n: v[..., 0] / v.sum(-1) for n, v in sv_share.items()}
-for n in NS:
-    print(f"n = {n:2d}: top singular share of Theta {sv_share[n][0].mean():.2f} -> {sv_share[n][-1].mean():.4f}")
+glue("neurons_n", nr["n"], display=False)
+
+# %% tags=["hide-input"]
+fits = {n: sum(r["fits"] for r in rows if r["n"] == n) for n in ns}
+runs_n = {n: sum(1 for r in rows if r["n"] == n) for n in ns}
+glue("fit_counts", ", ".join(f"{fits[n]} of {runs_n[n]} for n = {n}" for n in ns),
+     display=False)
+fit5 = [r for r in rows if r["n"] == 5 and r["fits"]]
+glue("n5_rank2", f"{sum(r['eig_M'][2] <= 1e-3 for r in fit5)} of {len(fit5)}",
+     display=False)
+glue("n5_exact2", f"{sum(r['groups'] == 2 for r in fit5)}", display=False)
+glue("n5_U2_max", max((r["U"] for r in fit5), default=float("nan")), display=False)
+near = [r for r in rows if r["n"] > 5 and "U" in r]
+glue("big_exact", f"{sum(r['groups'] == r['k'] for r in near)} of {len(near)}",
+     display=False)
+lost = {n: sum("U" not in r for r in rows if r["n"] == n) for n in ns}
+glue("no_retract", ", ".join(f"{lost[n]} of {runs_n[n]} for n = {n}" for n in ns),
+     display=False)
+lams = [r["eta_lam"] for r in rows if "eta_lam" in r]
+glue("eta_lam_range", f"{min(lams):.2g}–{max(lams):.2g}", display=False)
+diverged = {n: sum(r["diverged"] for r in rows if r["n"] == n) for n in ns}
+glue("diverged_counts", ", ".join(f"{diverged[n]} for n = {n}" for n in ns),
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_neurons
 # :name: fig-beyond-neurons
 #
-# The ten neurons $\theta_j$ of one $n=10$ run projected on the top two principal directions of the final weights
-# (uncentered). They start spread out and gather into a few tight groups.
+# Paper scale: the ten neurons $\theta_j$ of one $n=${glue:text}`neurons_n` run, projected on the
+# top two principal directions of its final weights (uncentered), at four moments of training.
 # ```
+#
+# (verdict-09)=
+# ## Verdict
+#
+# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
+# numbers come from the paper-scale record named on the first line, and this build's smoke run
+# follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-big = [n for n in NS if n > D]
-share_grows = all(float(share[n][-1].mean()) > float(share[n][0].mean()) for n in NS)
-reference_rank_one = bool(sv_share[3][-1].mean() > 0.99)
-few_survive = all(int(np.median(alive[n])) <= 3 for n in NS)
-print(f"top-eigenvalue share of PhiPhi^T, mean over draws, grows from start to end for every n: {share_grows}")
-print(f"n = d = 3 (the theorem's case): the neurons collapse to one direction (mean top share of Theta > 0.99): "
-      f"{reference_rank_one}")
-print(f"at most 3 eigenvalues above 1e-3 of the top one (median over draws) for every n up to 20: {few_survive}")
-print("median surviving eigenvalues:", {n: int(np.median(alive[n])) for n in NS})
-assert share_grows and reference_rank_one and few_survive
+print(verdict.report(paper, smoke))
 
 # %% tags=["remove-cell"]
-typical = {n: int(np.median(alive[n])) for n in big}
-glue("typical_alive", ", ".join(f"{typical[n]} for n = {n}" for n in big), display=False)
-glue_verdict("verdict", "partly reproduced",
-             "n > d: spectrum concentrates, median surviving eigenvalues " +
-             ", ".join(f"{typical[n]} (n={n})" for n in big) + "; settings ours")
+verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]
-# ## Verdict
+# At the paper's step size and noise the runs that fit are {glue:text}`fit_counts`; the runs
+# whose iterates diverged are {glue:text}`diverged_counts`. The table printed under "The runs" gives
+# every run's late loss against the zero predictor, and the checks above are taken over the runs
+# that fit.
 #
-# **Partly reproduced** (the settings are ours). Beyond the theorem ($n>d$), label-noise SGD still concentrates the
-# spectrum of the feature matrix: on average the top eigenvalue's share grows, only a few eigenvalues stay above
-# $10^{-3}$ of the top one (median {glue:text}`typical_alive`, to compare with the paper's "two" in an experiment whose
-# settings we do not know), and the neurons gather into a few groups. It is not a clean law: individual draws differ
-# (for some the share falls, and for $n=5$ some runs even collapse to rank one at the price of not fitting the data:
-# with $s=0.5$ the iterates stay far from zero loss, outside the regime of the theory), and we did not find a setting
-# where exactly two eigenvalues survive on every draw.
+# - **Rank two for $n=5$.** Of the runs that fit, {glue:text}`n5_rank2` end with
+#   $\mathrm{eig}_3/\mathrm{eig}_1\le10^{-3}$, and {glue:text}`n5_exact2` of them with the ten
+#   neurons merged into exactly two points: there the paper's observation holds to round-off. The
+#   others are still spread when the horizon ends ($U_2$ up to {glue:text}`n5_U2_max:.2f`), so the
+#   pre-registered "every fitting run" checks fail: rank two is where the runs go, not where all of
+#   them are after $2\cdot10^7$ steps.
+# - **Clusters for $n=10, 20$.** At $\eta=0.05$ and the paper's noise few runs fit by the
+#   protocol's rule. Among the runs whose final iterate still retracts onto $\mathcal{M}$, those
+#   whose neurons sit in exactly $k^*=\lceil n/d\rceil$ groups are {glue:text}`big_exact`.
+#
+# In our reconstruction (labels $U[0,1]$, $\phi=\sinh$, loss $\frac1n\sum_i\frac12(f-y)^2$) the
+# paper's $\eta=0.05$ is close to the stability edge of one-sample steps:
+# $\max_i\eta\lVert\nabla f_i\rVert^2$ at the end of the runs ranges over
+# {glue:text}`eta_lam_range` (2 is the edge for a single sample). With more points than $n=5$
+# most runs stay away from $\mathcal{M}$: the final iterates that Newton's method could not
+# retract onto it are {glue:text}`no_retract`. The paper's Figures 2–3 may use another
+# normalization or smaller effective step; their settings were not recovered. The chapter's
+# headline status, under our reading, is {glue:text}`status`.

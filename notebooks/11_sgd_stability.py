@@ -19,10 +19,13 @@
 # %% [markdown]
 # # SGD linear stability and the exact mean-square criterion
 #
-# Dexter et al. {cite}`dexter2024precise` give a sufficient condition for linearized SGD to leave a minimum, in terms of
-# the sharpness $\lambda_1(H)$, the coherence $\sigma$ and the batch size; paper 2 {cite}`chang2025unified` builds on it and
-# illustrates it with a (batch size, coherence) heat-map, its Figure 1(a). The statement reached us through a
-# secondary summary, so this chapter **tests** it against the exact mean-square dynamics.
+# Dexter et al. {cite}`dexter2024precise` give a sufficient condition for linearized SGD to
+# leave a minimum, in terms of the sharpness $\lambda_1(H)$, the coherence $\sigma$ and the
+# batch size; paper 2 {cite}`chang2025unified` builds on it and illustrates it with a
+# (batch size, coherence) heat-map, its Figure 1(a). The statement reached us through a
+# secondary summary, so this chapter **tests** it against the exact mean-square dynamics,
+# under the sampling of the theorem (Bernoulli) and under the sampling of the authors' code
+# (without replacement).
 
 # %% tags=["remove-cell"]
 # Colab: install the book's package (does nothing elsewhere).
@@ -31,14 +34,124 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "git+https://github.com/flatbias/flatbias-book"], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs. The heat-map uses the authors' whole $50\times49$ grid and
+# their settings at both scales (it costs seconds); only the number of random families and
+# of Monte-Carlo runs grows at full scale.
+
+# %% tags=["protocol"]
+from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
+
+PROTOCOL = Protocol(
+    chapter="11_sgd_stability",
+    settings={
+        "families": Setting(200, 1500, "ours", "random families for Theorem 1"),
+        "family_n": same([4, 12], "ours"),
+        "family_d": same([2, 6], "ours"),
+        "family_rank": same([1, 3], "ours"),
+        "eta_factor": same([0.5, 2.0], "ours", "η = f·η_Dexter, f uniform"),
+        "n": same(100, "paper", "authors' code"),
+        "eta": same(0.5, "paper", "authors' code"),
+        "sigmas": same(list(range(1, 51)), "paper", "authors' code"),
+        "batches": same(list(range(1, 50)), "paper", "authors' code"),
+        "reps": same(10, "paper", "authors' code"),
+        "steps": same(1000, "paper", "authors' code (blow-up 1000×)"),
+        "mc": same([6, 3, 2, 0.15, 20], "ours", "(n, d, B, η, T), stable instance"),
+        "mc_runs": Setting(20_000, 100_000, "ours"),
+        "kernel_reps": Setting(200, 400, "ours", "runs per cell, kernel vs paths"),
+        "tail_runs": Setting(2000, 10_000, "ours",
+                             "runs at the worst disagreeing cell"),
+        "seed": same(0, "ours"),
+    },
+    claims=[
+        Claim("thm1", "Bernoulli sampling: λ₁(H) ≥ (σ/η)(n/B − 1)^(−1/2) ⇒ E‖w_t‖² → ∞",
+              "Dexter et al., Theorem 1 (inequality from a secondary summary)",
+              reading="ours"),
+        Claim("thm1_authors", "The same condition implies divergence when B indices "
+              "are drawn without replacement (the authors' code)",
+              "ours: Theorem 1 under the sampling of Paper 2's code", reading="ours"),
+        Claim("fig1a", "At equal sharpness λ₁(H) = 2, SGD is unstable at low coherence "
+              "and small batches, stable at high coherence and large batches",
+              "Paper 2, Figure 1(a) (the authors' rule: ≥ 5 of 10 runs stay below "
+              "1000×)"),
+        Claim("rule", "The authors' simulation rule finds the mean-square boundary "
+              "ρ(𝒯) = 1, up to cells next to it", "ours (spec B.10)", reading="ours"),
+        Claim("why", "Where the rule and ρ(𝒯) disagree, E‖w_t‖² diverges but typical "
+              "runs do not: heavy tails", "ours", reading="ours"),
+    ],
+    checks=[
+        Check("viol_bern", "families meeting the condition with ρ(𝒯_Bern) < 1",
+              Criterion("<=", 0, "ours"), claim="thm1", fmt=".0f"),
+        Check("ratio_bern", "min η_Dexter/η*_Bern over the families",
+              Criterion(">=", 1 - 1e-9, "ours"), role="secondary", claim="thm1"),
+        Check("viol_wor", "families meeting the condition with ρ(𝒯_wor) < 1",
+              Criterion("<=", 0, "ours"), claim="thm1_authors", fmt=".0f"),
+        Check("ratio_wor", "min η_Dexter/η*_wor over the families",
+              Criterion(">=", 1 - 1e-9, "ours"), role="secondary",
+              claim="thm1_authors"),
+        Check("grid_viol", "Figure-1 cells meeting the condition with ρ(𝒯_wor) < 1",
+              Criterion("<=", 0, "ours"), role="secondary", claim="thm1_authors",
+              fmt=".0f"),
+        Check("monotone", "fraction of adjacent cell pairs where the simulated map "
+              "loses stability as σ or B grows", Criterion("<=", 0.01, "ours"),
+              claim="fig1a",
+              fmt=".4f"),
+        Check("corners", "simulated: (σ=1, B=1) unstable and (σ=50, B=49) stable",
+              Criterion("==", True, "ours"), claim="fig1a"),
+        Check("agree", "cells where the simulated map equals ρ(𝒯_wor) < 1 (fraction)",
+              Criterion(">=", 0.95, "ours", "spec B.10"), claim="rule", fmt=".4f"),
+        Check("near", "max |ρ(𝒯) − 1| over the disagreeing cells",
+              Criterion("<", 0.02, "ours", "spec B.10"), role="secondary", claim="rule",
+              fmt=".4f"),
+        Check("kind", "disagreements that are ρ(𝒯) ≥ 1 cells called stable (fraction)",
+              Criterion(">=", 1.0, "ours"), claim="why", fmt=".3f"),
+        Check("typical", "disagreeing cells where the almost-sure rate keeps typical "
+              "runs below 1000× (fraction)", Criterion(">=", 0.9, "ours"),
+              role="secondary",
+              claim="why", fmt=".3f"),
+        Check("tail", "worst disagreeing cell: Monte-Carlo mean / exact E‖w_T‖²",
+              Criterion("<=", 0.5, "ours"), role="secondary", claim="why", fmt=".2e"),
+        Check("power",
+              "fraction of families meeting the condition (the test has power)",
+              Criterion(">=", 0.4, "ours"), role="guard"),
+        Check("crossing", "ρ(𝒯) crosses 1 at η* = 1/ρ(L⁻¹Q) on every family, "
+              "both samplings", Criterion("==", True, "ours"), role="guard"),
+        Check("mc_wor", "Monte Carlo vs tr 𝒯ᵗ(W₀), without replacement: max |z| over t",
+              Criterion("<=", 4, "ours", "20 correlated comparisons"), role="guard",
+              fmt=".2f"),
+        Check("mc_bern", "Monte Carlo vs tr 𝒯ᵗ(W₀), Bernoulli: max |z| over t",
+              Criterion("<=", 4, "ours", "20 correlated comparisons"), role="guard",
+              fmt=".2f"),
+        Check("diag_dense", "spectral_radius_diagonal vs the dense operator, "
+              "construction n = 12, all σ and B, both samplings (max abs. diff.)",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("boundary", "exact diverging batch sizes equal the spec's closed form "
+              "(σ = 1, 2, 5, 10, 25, 50)", Criterion("==", True, "ours", "spec B.8a"),
+              role="guard"),
+        Check("kernel", "heat-map kernel vs axes_log_norms: escape fractions, max |z| "
+              "over the checked cells", Criterion("<=", 4, "ours"), role="guard",
+              fmt=".2f"),
+    ],
+    changes=[
+        Change("heat-map grid at smoke scale", "8 × 9 cells", "the authors' 50 × 49",
+               "the whole grid costs seconds"),
+        Change("Monte-Carlo guard", "|z| < 3 at every t", "max |z| ≤ 4",
+               "20 correlated comparisons; 3 s.e. each is a false alarm now and then"),
+    ],
+)
+PROTOCOL
 
 # %% tags=["hide-input"]
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,131 +159,166 @@ import torch
 from myst_nb import glue
 from scipy.stats import hypergeom
 
+from flatbias import chapter_record
 from flatbias import coherence as co
-from flatbias import repro, simulate, stability
-from flatbias.scale import get_scale, pick
+from flatbias import repro, simulate, stability, verdict
+from flatbias.scale import get_scale
 from flatbias.style import set_style
-from flatbias.verdict import glue_verdict
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
-gen = repro.seed_everything(0)
-INSTANCES = pick(scale, smoke=200, full=1500)  # random families for Theorem 1
-SIGMAS = pick(scale, smoke=list(range(1, 51, 7)), full=list(range(1, 51)))  # heat-map grid
-BATCHES = pick(scale, smoke=list(range(1, 50, 6)), full=list(range(1, 50)))
-N, ETA, REPS, STEPS = 100, 0.5, 10, 1000  # the authors' settings
-print(f"scale = {scale}: {INSTANCES} families; heat-map {len(SIGMAS)} x {len(BATCHES)} cells")
+t_start = time.perf_counter()
+gen = repro.seed_everything(P["seed"])
+N, ETA, SIGMAS, BATCHES = P["n"], P["eta"], P["sigmas"], P["batches"]
+print(f"scale = {scale}: {P['families']} families; "
+      f"heat-map {len(SIGMAS)} x {len(BATCHES)} cells")
 
 # %% [markdown]
 # ## The claim and the ground truth
 #
-# Linearized SGD at an interpolating minimum is $w_{t+1}=(I-\eta\hat H_t)w_t$, $\hat H_t=\frac1B\sum_{i\in S_t}H_i$.
-# The second moment $W_t=\mathbb{E}[w_tw_t^\top]$ evolves **exactly** by a linear map,
-# $W_{t+1}=\mathcal{T}(W_t)$ with
+# Linearized SGD at an interpolating minimum is $w_{t+1}=(I-\eta\hat H_t)w_t$,
+# $\hat H_t=\frac1B\sum_{i\in S_t}H_i$. The second moment $W_t=\mathbb{E}[w_tw_t^\top]$
+# evolves **exactly** by a linear map, $W_{t+1}=\mathcal{T}(W_t)$ with
 # $$
 # \mathcal{T}(X) = X-\eta(HX+XH)+\eta^2\Big[a\,HXH + c\sum_i H_iXH_i\Big],
 # $$
-# $(a,c)=(1,\tfrac{n-B}{n^2B})$ for Bernoulli sampling and $(\tfrac{(B-1)n}{B(n-1)},\tfrac{n-B}{Bn(n-1)})$ for $B$ indices
-# without replacement. $\mathcal{T}$ maps PSD matrices to PSD matrices, so $\mathbb{E}\lVert w_t\rVert^2$ diverges iff its
-# spectral radius $\rho(\mathcal{T})>1$ (on the range of $H$; null directions of $H$ never move).
+# $(a,c)=(1,\tfrac{n-B}{n^2B})$ for Bernoulli sampling and
+# $(\tfrac{(B-1)n}{B(n-1)},\tfrac{n-B}{Bn(n-1)})$ for $B$ indices without replacement.
+# $\mathcal{T}$ maps PSD matrices to PSD matrices, so $\mathbb{E}\lVert w_t\rVert^2$
+# diverges iff its spectral radius $\rho(\mathcal{T})>1$ (on the range of $H$; null
+# directions of $H$ never move).
 #
 # ```{prf:theorem} Sufficient condition for divergence (Dexter et al., Theorem 1, as reconstructed)
 # :label: thm-dexter
 #
-# With Bernoulli$(B/n)$ sampling, if $\lambda_1(H)\ \ge\ \dfrac{\sigma}{\eta}\Big(\dfrac nB-1\Big)^{-1/2}$ then linearized SGD
+# With Bernoulli$(B/n)$ sampling, if
+# $\lambda_1(H)\ \ge\ \dfrac{\sigma}{\eta}\Big(\dfrac nB-1\Big)^{-1/2}$ then linearized SGD
 # diverges in mean square.
 # ```
+#
+# The authors' code draws $B$ indices **without** replacement (`np.random.choice(n, B,
+# replace=False)`), a sampling the theorem does not cover. We test the condition under both.
 #
 # | part of the setting | source |
 # |---|---|
 # | the inequality | a secondary summary of the paper (constants could differ) |
 # | exact operator $\mathcal{T}$, its threshold $\eta^*=1/\rho(L^{-1}Q)$ | **our derivation** (checked below and in the unit tests) |
-# | random families: $n\in[4,12]$, $d\in[2,6]$, rank 1–3, clustered, $B\in[1,n-1]$, $\eta=f\cdot\eta_{\rm Dexter}$, $f\in[0.5,2]$ | **our choice** |
+# | random families (ranges in the protocol), clustered, $B\in[1,n-1]$, $\eta=f\cdot\eta_{\rm Dexter}$ | **our choice** |
 # | heat-map: $n=100$, $\eta=0.5$, 10 repetitions, 1000 steps, diverged if $\lVert w_t\rVert^2\ge1000\lVert w_0\rVert^2$, stable if $\ge5$ of 10 stay bounded, $w_0\sim U[0,1]^d$, without replacement | the authors' code |
 #
-# ## Theorem 1 on random families
+# ## Theorem 1 on random families, under both samplings
 
 # %%
 def random_family(n, d, k, tau, g):
-    A = torch.randn(1, d, k, generator=g, dtype=torch.float64) + tau * torch.randn(n, d, k, generator=g, dtype=torch.float64)
+    A = (torch.randn(1, d, k, generator=g, dtype=torch.float64)
+         + tau * torch.randn(n, d, k, generator=g, dtype=torch.float64))
     return A @ A.transpose(1, 2)
 
 
-rows = []  # (f, rho(T_Bern) at eta, eta_Dexter / eta*, rho just below / above eta*)
-for _ in range(INSTANCES):
-    n, d = int(torch.randint(4, 13, (1,), generator=gen)), int(torch.randint(2, 7, (1,), generator=gen))
-    k, tau = int(torch.randint(1, 4, (1,), generator=gen)), float(10 ** (2 * torch.rand(1, generator=gen) - 1.5))
+def draw(lo_hi):
+    return int(torch.randint(lo_hi[0], lo_hi[1] + 1, (1,), generator=gen))
+
+
+f_lo, f_hi = P["eta_factor"]
+rows, crossing = [], True  # rows: f, then (rho at f·eta_D, eta_D / eta*) per sampling
+for _ in range(P["families"]):
+    n, d, k = draw(P["family_n"]), draw(P["family_d"]), draw(P["family_rank"])
+    tau = float(10 ** (2 * torch.rand(1, generator=gen) - 1.5))
     B = int(torch.randint(1, n, (1,), generator=gen))
     H = random_family(n, d, k, tau, gen)
     eta_d = stability.dexter_eta(H, B)
-    f = 0.5 + 1.5 * float(torch.rand(1, generator=gen))
-    rho = stability.spectral_radius(H, f * eta_d, B, sampling="bernoulli")
-    eta_star = stability.critical_eta(H, B, sampling="bernoulli")
-    lo, hi = (stability.spectral_radius(H, eta_star * (1 + e), B, sampling="bernoulli") for e in (-1e-6, 1e-6))
-    rows.append((f, rho, eta_d / eta_star, lo, hi))
-R = np.array(rows)
+    f = f_lo + (f_hi - f_lo) * float(torch.rand(1, generator=gen))
+    row = [f]
+    for smp in ("bernoulli", "without_replacement"):
+        star = stability.critical_eta(H, B, sampling=smp)
+        lo, hi = (stability.spectral_radius(H, star * (1 + e), B, sampling=smp)
+                  for e in (-1e-6, 1e-6))
+        crossing = crossing and lo < 1 < hi
+        row += [stability.spectral_radius(H, f * eta_d, B, sampling=smp), eta_d / star]
+    rows.append(row)
+R = np.array(rows)  # f, rho_bern, ratio_bern, rho_wor, ratio_wor
 meets = R[:, 0] >= 1
-violations = int((meets & (R[:, 1] < 1 - 1e-9)).sum())
-print(f"{len(R)} families, {meets.sum()} meet the condition, {violations} violations; "
-      f"eta_Dexter/eta* in [{R[:, 2].min():.3f}, {R[:, 2].max():.2f}], median {np.median(R[:, 2]):.2f}")
-
-# %%
-# NBVAL_CHECK_OUTPUT
-threshold_ok = bool(((R[:, 3] < 1) & (R[:, 4] > 1)).all())
-print(f"rho(T) crosses 1 exactly at eta* = 1/rho(L^-1 Q) on every family: {threshold_ok}")
-print(f"at least 100 families meet the condition: {int(meets.sum()) >= 100}")
-print(f"violations of Theorem 1 (condition holds but rho(T) < 1): {violations}")
-print(f"the bound is never below the exact threshold (eta_Dexter >= eta*): {bool((R[:, 2] >= 1 - 1e-9).all())}")
-assert threshold_ok and int(meets.sum()) >= 100 and violations == 0 and bool((R[:, 2] >= 1 - 1e-9).all())
+viol_bern = int((meets & (R[:, 1] < 1 - 1e-9)).sum())
+viol_wor = int((meets & (R[:, 3] < 1 - 1e-9)).sum())
+print(f"{len(R)} families, {meets.sum()} meet the condition; violations: Bernoulli "
+      f"{viol_bern}, without replacement {viol_wor}; min eta_D/eta*: "
+      f"{R[:, 2].min():.3f} (Bernoulli), {R[:, 4].min():.3f} (without replacement)")
 
 # %% [markdown]
 # ## The exact operator against Monte Carlo
 #
-# On a stable instance ($n=6$, $d=3$, $B=2$, $\eta=0.15$, $\lambda_1(H)=1$), the mean of $\lVert w_T\rVert^2$ over many
-# independent runs must equal $\operatorname{tr}\mathcal{T}^T(w_0w_0^\top)$ within three standard errors, at every $T$.
+# On a stable instance (sizes in the protocol, $\lambda_1(H)=1$), the mean of
+# $\lVert w_t\rVert^2$ over many independent runs must equal
+# $\operatorname{tr}\mathcal{T}^t(w_0w_0^\top)$ within the Monte-Carlo error at every $t$,
+# for both samplings.
 
 # %%
-Hs = random_family(6, 3, 2, 1.0, gen)
+mn, md, mB, meta, mT = P["mc"]
+Hs = random_family(mn, md, 2, 1.0, gen)
 Hs = Hs / float(torch.linalg.eigvalsh(Hs.mean(0))[-1])
-w0 = torch.randn(3, generator=gen, dtype=torch.float64)
-T_mc, RUNS = 20, pick(scale, smoke=20_000, full=100_000)
-exact = stability.second_moments(Hs, 0.15, 2, torch.outer(w0, w0), T_mc)
-mc = simulate.simulate(Hs, 0.15, 2, w0.expand(RUNS, 3), T_mc, generator=gen)
-z = (mc.mean(1) - exact) / (mc.std(1) / math.sqrt(RUNS)).clamp_min(1e-300)
-print(f"rho = {stability.spectral_radius(Hs, 0.15, 2):.3f}; T={T_mc}: exact {exact[-1]:.4g}, MC {mc[-1].mean():.4g}; max |z| over t = {z[1:].abs().max():.2f}")
-
-# %%
-# NBVAL_CHECK_OUTPUT
-mc_ok = bool((z[1:].abs() < 3).all()) and float(exact[-1]) < float(exact[0])
-print(f"Monte Carlo within 3 standard errors of tr T^t(W0) at all {T_mc} steps: {mc_ok}")
-assert mc_ok
+w0 = torch.randn(md, generator=gen, dtype=torch.float64)
+mc_z = {}
+for smp in ("without_replacement", "bernoulli"):
+    exact = stability.second_moments(Hs, meta, mB, torch.outer(w0, w0), mT,
+                                     sampling=smp)
+    mc = simulate.simulate(Hs, meta, mB, w0.expand(P["mc_runs"], md), mT, sampling=smp,
+                           generator=gen)
+    z = (mc.mean(1) - exact) / (mc.std(1) / math.sqrt(P["mc_runs"])).clamp_min(1e-300)
+    mc_z[smp] = float(z[1:].abs().max())
+print("max |z| over t:", {k: round(v, 2) for k, v in mc_z.items()})
 
 # %% [markdown]
 # ## Figure 1(a): the (batch size, coherence) heat-map
 #
-# The authors' family ({doc}`10_coherence`) has $\lambda_1(H)=2$ for every $\sigma$, so the heat-map varies coherence at fixed
-# sharpness. All $H_i$ are diagonal, so $\mathcal{T}$ acts on each axis separately and $\rho(\mathcal{T})$ is the largest
-# per-axis multiplier $\mathbb{E}[(1-\eta\hat h_k)^2]$ (exact, our derivation, unit-tested against the dense operator).
-# The simulation runs every cell and repetition in one compiled kernel (numba; each step draws the minibatch by Floyd's
-# algorithm and touches only the axes in it, see `benchmarks/stability_heatmap.py`).
+# The authors' family ({doc}`10_coherence`) has $\lambda_1(H)=2$ for every $\sigma$, so the
+# heat-map varies coherence at fixed sharpness. All $H_i$ are diagonal, so $\mathcal{T}$
+# acts on each axis separately and $\rho(\mathcal{T})$ is the largest per-axis multiplier
+# $\mathbb{E}[(1-\eta\hat h_k)^2]$ (exact, our derivation). Two guards check it: against the
+# dense operator on a smaller construction, and against the closed-form boundary of the
+# spec. The simulation runs every cell and repetition in one compiled kernel (numba).
 
 # %%
 k, a, d, Bs, ss = simulate.authors_grid(N, SIGMAS, BATCHES)
-D = torch.zeros(len(Bs), N, int(d.max()), dtype=torch.float64).scatter_(2, k[:, :, None], a[:, :, None])
-rho_cells = stability.spectral_radius_diagonal(D, ETA, Bs)
-div = simulate.simulate_axes(k, a, d, Bs, ETA, reps=REPS, steps=STEPS, generator=gen, progress=False)
-sim_stable, exact_stable = simulate.stable_cells(div).numpy(), (rho_cells < 1).numpy()
-dexter_unstable = np.array([ETA * 2 >= s / math.sqrt(N / b - 1) for b, s in zip(Bs.tolist(), ss.tolist())])  # λ1(H)=2
+D = torch.zeros(len(Bs), N, int(d.max()), dtype=torch.float64).scatter_(
+    2, k[:, :, None], a[:, :, None])
+rho_cells = stability.spectral_radius_diagonal(D, ETA, Bs).numpy()
+div = simulate.simulate_axes(k, a, d, Bs, ETA, reps=P["reps"], steps=P["steps"],
+                             generator=gen, progress=False)
+sim_stable, exact_stable = simulate.stable_cells(div).numpy(), rho_cells < 1
+escapes = div.sum(1).numpy()
+dexter_unstable = ETA * 2 >= ss.numpy() / np.sqrt(N / Bs.numpy() - 1)  # λ1(H) = 2
+grid_viol = int((dexter_unstable & exact_stable).sum())
 agree = sim_stable == exact_stable
-print(f"{len(Bs)} cells: simulation = exact on {agree.mean():.1%}; disagreements at rho(T) in "
-      f"{np.round(rho_cells.numpy()[~agree], 3).tolist()[:12]}")
+print(f"{len(Bs)} cells: simulation = exact on {agree.mean():.1%}; "
+      f"{int((~agree).sum())} disagree")
+
+# %%
+diag_dense = 0.0  # guard: the per-axis formula against the dense operator (n = 12)
+for s in range(1, 13):
+    Hc = co.authors_family(12, s)
+    for b in range(1, 12):
+        for smp in ("without_replacement", "bernoulli"):
+            dense = stability.spectral_radius(Hc, ETA, b, sampling=smp,
+                                              algorithm="dense")
+            diag = float(stability.spectral_radius_diagonal(
+                torch.diagonal(Hc, dim1=1, dim2=2), ETA, b, sampling=smp))
+            diag_dense = max(diag_dense, abs(dense - diag))
+spec_boundary = {1: 49, 2: 33, 5: 16, 10: 8, 25: 2, 50: 0}  # largest diverging B (spec)
+grid = rho_cells.reshape(len(SIGMAS), len(BATCHES))
+found = {s: max([b for b, r in zip(BATCHES, grid[SIGMAS.index(s)]) if r > 1], default=0)
+         for s in spec_boundary}
+print(f"diagonal vs dense: {diag_dense:.1e}; largest diverging B: {found}")
 
 # %% [markdown]
-# Where simulation and $\rho(\mathcal{T})$ disagree, $\rho(\mathcal{T})>1$ but most runs stay bounded. Mean-square divergence is
-# driven by rare, very large excursions; a typical run follows the **almost-sure** growth rate
-# $\gamma=\max_k\mathbb{E}\log\lvert1-\eta\hat h_k\rvert$, which is smaller. For this family $\hat h_k$ is $a/B$ times a Bernoulli
-# (orthogonal axes) or a hypergeometric count (the shared axis), so $\gamma$ is exact. A run crosses the 1000× threshold
-# in $T=1000$ steps roughly when $2T\gamma>\log(1000\,d)$ (our heuristic).
+# ## Where the simulated map and $\rho(\mathcal{T})$ disagree
+#
+# Mean-square divergence is driven by rare, very large excursions; a typical run follows
+# the **almost-sure** growth rate $\gamma=\max_k\mathbb{E}\log\lvert1-\eta\hat h_k\rvert$,
+# which is smaller. For this family $\hat h_k$ is $a/B$ times a Bernoulli (orthogonal axes)
+# or a hypergeometric count (the shared axis), so $\gamma$ is exact. A typical run crosses
+# the 1000× threshold in $T=1000$ steps roughly when $2T\gamma>\log(1000\,d)$ (our
+# heuristic).
 
 # %%
 def as_growth(s, b, n=N, eta=ETA):
@@ -184,78 +332,201 @@ def as_growth(s, b, n=N, eta=ETA):
 
 
 gamma = np.array([as_growth(s, b) for b, s in zip(Bs.tolist(), ss.tolist())])
-typical_unstable = 2 * STEPS * gamma > np.log(1000 * d.numpy())
-agree_as = sim_stable == ~typical_unstable
-print(f"simulation = almost-sure heuristic on {agree_as.mean():.1%} of cells")
-print(f"all disagreements with the exact map have |rho - 1| < 0.02: "
-      f"{bool((np.abs(rho_cells.numpy() - 1) < 0.02)[~agree].all())} (true at smoke scale, not on the full grid)")
+typical_unstable = 2 * P["steps"] * gamma > np.log(1000 * d.numpy())
+bad = np.flatnonzero(~agree)
+same_as = (sim_stable == ~typical_unstable).mean()
+print(f"simulation = almost-sure heuristic on {same_as:.1%} of cells")
+for i in bad[np.argsort(-rho_cells[bad])][:8]:
+    print(f"  sigma={int(ss[i]):2d} B={int(Bs[i]):2d}: rho={rho_cells[i]:.4f}, "
+          f"E growth over T: {rho_cells[i] ** P['steps']:.2g}x, typical: "
+          f"{math.exp(2 * P['steps'] * gamma[i]):.2g}x, "
+          f"escaped {escapes[i]}/{P['reps']}")
+
+# %% [markdown]
+# At the disagreeing cell with the largest $\rho(\mathcal{T})$ we run many more trajectories
+# with `simulate.axes_log_norms`, which carries $\log\lvert w_k\rvert$ per axis (no overflow,
+# no freezing), and compare the Monte-Carlo mean of $\lVert w_T\rVert^2$ with the exact
+# $\mathbb{E}\lVert w_T\rVert^2=\sum_k m_k^T\,\mathbb{E}w_{0,k}^2$ ($w_{0,k}\sim U[0,1]$, so
+# $\mathbb{E}w_{0,k}^2=1/3$). The same function checks the compiled kernel: on the
+# disagreeing cells (or, when there are none, the boundary cells of the spec) both must
+# give the same escape fraction.
 
 # %%
+T = P["steps"]
+if len(bad):
+    worst = int(bad[np.argmax(rho_cells[bad])])
+    s_w, b_w = int(ss[worst]), int(Bs[worst])
+    k_w, a_w, d_w = co.authors_axes(N, s_w)
+    paths = simulate.axes_log_norms(k_w, a_w, d_w, b_w, ETA, P["tail_runs"], T,
+                                    generator=gen)
+    m_w = stability.diagonal_multipliers(D[worst, :, :d_w], ETA, b_w)
+    log_exact = float(torch.logsumexp(T * m_w.log(), 0)) - math.log(3)
+    log_mc = float(torch.logsumexp(paths[:, -1], 0)) - math.log(P["tail_runs"])
+    tail = {"sigma": s_w, "B": b_w, "rho": float(rho_cells[worst]),
+            "log10_exact": log_exact / math.log(10), "log10_mc": log_mc / math.log(10),
+            "log10_median": float(paths[:, -1].median()) / math.log(10),
+            "final": paths[:, -1].numpy() / math.log(10)}
+    print(f"sigma={s_w}, B={b_w}: log10 E||w_T||^2 exact {tail['log10_exact']:.2f}, "
+          f"MC mean {tail['log10_mc']:.2f}, median {tail['log10_median']:.2f}")
+checked = bad[:12] if len(bad) else [SIGMAS.index(s) * len(BATCHES) + BATCHES.index(b)
+                                     for s, b in ((2, 33), (5, 16), (10, 8))]
+kz = 0.0
+for i in checked:
+    kk_, aa_, dd_ = co.authors_axes(N, int(ss[i]))
+    runs = P["kernel_reps"]
+    lp = simulate.axes_log_norms(kk_, aa_, dd_, int(Bs[i]), ETA, runs, T, generator=gen)
+    crossed = (lp - lp[:, :1]).max(1).values >= math.log(simulate.BLOWUP)
+    p1 = float(crossed.double().mean())
+    dv = simulate.simulate_axes(k[i:i + 1], a[i:i + 1], d[i:i + 1], Bs[i:i + 1], ETA,
+                                reps=runs, steps=T, generator=gen)
+    p2 = float(dv.double().mean())
+    se = math.sqrt(max(p1 * (1 - p1) + p2 * (1 - p2), 1 / runs) / runs)
+    kz = max(kz, abs(p1 - p2) / se)
+print(f"kernel vs axes_log_norms on {len(checked)} cells: max |z| = {kz:.2f}")
+
+# %% [markdown]
+# ## Checks, and the paper-scale record
+
+# %%
+sg = sim_stable.reshape(grid.shape)  # rows: σ, columns: B
+pairs = np.concatenate([(sg[1:] < sg[:-1]).ravel(), (sg[:, 1:] < sg[:, :-1]).ravel()])
+first, last = 0, len(Bs) - 1  # (σ=1, B=1) and (σ=50, B=49)
+measured = {
+    "viol_bern": viol_bern, "ratio_bern": float(R[:, 2].min()),
+    "viol_wor": viol_wor, "ratio_wor": float(R[:, 4].min()), "grid_viol": grid_viol,
+    "monotone": float(pairs.mean()),
+    "corners": bool(not sim_stable[first] and sim_stable[last]),
+    "agree": float(agree.mean()),
+    "near": float(np.abs(rho_cells[bad] - 1).max()) if len(bad) else 0.0,
+    "kind": float((~exact_stable[bad] & sim_stable[bad]).mean()) if len(bad) else 1.0,
+    "typical": float((~typical_unstable[bad]).mean()) if len(bad) else 1.0,
+    "tail": 10 ** (tail["log10_mc"] - tail["log10_exact"]) if len(bad) else 0.0,
+    "power": float(meets.mean()), "crossing": bool(crossing),
+    "mc_wor": mc_z["without_replacement"], "mc_bern": mc_z["bernoulli"],
+    "diag_dense": diag_dense, "boundary": found == spec_boundary, "kernel": kz,
+}
+data = {"families": R, "rho": rho_cells, "sim_stable": sim_stable, "escapes": escapes,
+        "dexter_unstable": dexter_unstable, "gamma": gamma,
+        "tail": tail if len(bad) else None}
+smoke = PROTOCOL.evaluate(measured, scale)
+smoke.assert_guards()
+paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
+                                   time.perf_counter() - t_start)
+print(smoke.report(("primary", "secondary", "guard")))
+
+# %% tags=["hide-input"]
+shown = paper.data or data  # the paper-scale record; else this build's run
+rho_s = np.array(shown["rho"])
+sim_s = np.array(shown["sim_stable"], bool)
+dex_s = np.array(shown["dexter_unstable"], bool)
 fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0), sharey=True)
 ext = [min(BATCHES) - 0.5, max(BATCHES) + 0.5, min(SIGMAS) - 0.5, max(SIGMAS) + 0.5]
 shape = (len(SIGMAS), len(BATCHES))
-for ax, z, title in zip(axes, [sim_stable, exact_stable, ~dexter_unstable],
-                        ["simulated (authors' rule)", r"exact: $\rho(\mathcal{T})<1$", "Dexter bound not met"]):
-    ax.imshow(z.reshape(shape), origin="lower", aspect="auto", extent=ext, cmap="RdYlGn", vmin=0, vmax=1)
-    ax.contour(np.array(BATCHES), np.array(SIGMAS), rho_cells.numpy().reshape(shape), levels=[1.0], colors="k", linewidths=0.8)
+panels = [sim_s, rho_s < 1, ~dex_s]
+titles = ["simulated (authors' rule)", r"exact: $\rho(\mathcal{T})<1$",
+          "Dexter bound not met"]
+for ax, z, title in zip(axes, panels, titles):
+    ax.imshow(z.reshape(shape), origin="lower", aspect="auto", extent=ext,
+              cmap="RdYlGn", vmin=0, vmax=1)
+    ax.contour(np.array(BATCHES), np.array(SIGMAS), rho_s.reshape(shape), levels=[1.0],
+               colors="k", linewidths=0.8)
     ax.set(title=title, xlabel="batch size $B$")
 axes[0].set_ylabel(r"coherence $\sigma$")
 glue("fig_sgd_heatmap", fig, display=False)
 plt.close(fig)
 
-fig2, ax = plt.subplots(figsize=(4.5, 3.0))
-ax.hist(np.log10(R[:, 2]), bins=40, color="C0")
-ax.set(xlabel=r"$\log_{10}(\eta_{\rm Dexter}/\eta^*)$", ylabel="families", title="how conservative Theorem 1 is")
+Rf = np.array(shown["families"])
+fig2, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.0))
+ax1.hist(np.log10(Rf[:, 2]), bins=40, color="C0", alpha=0.7, label="Bernoulli")
+ax1.hist(np.log10(Rf[:, 4]), bins=40, color="C1", alpha=0.7,
+         label="without replacement")
+ax1.set(xlabel=r"$\log_{10}(\eta_{\rm Dexter}/\eta^*)$", ylabel="families",
+        title="how conservative Theorem 1 is")
+ax1.legend(fontsize=7)
+tl = shown["tail"]
+if tl is not None:
+    ax2.hist(np.array(tl["final"]), bins=60, color="0.6")
+    ax2.axvline(tl["log10_exact"], color="k", label=r"exact $\log_{10}E\|w_T\|^2$")
+    ax2.axvline(tl["log10_mc"], color="C3", ls="--", label="log10 of the MC mean")
+    ax2.set(xlabel=r"$\log_{10}\|w_T\|^2$ per run", ylabel="runs",
+            title=rf"$\sigma={tl['sigma']}$, $B={tl['B']}$, $\rho={tl['rho']:.3f}$")
+    ax2.legend(fontsize=7)
 glue("fig_sgd_ratio", fig2, display=False)
 plt.close(fig2)
+
+bad_s = np.flatnonzero(sim_s != (rho_s < 1))
+glue("n_inst", len(Rf), display=False)
+glue("n_meet", int((Rf[:, 0] >= 1).sum()), display=False)
+glue("ratio_median", float(np.median(Rf[:, 2])), display=False)
+glue("ratio_median_wor", float(np.median(Rf[:, 4])), display=False)
+glue("n_bad", len(bad_s), display=False)
+glue("rho_bad_max", float(rho_s[bad_s].max()) if len(bad_s) else 1.0, display=False)
+glue("rho_bad_min", float(rho_s[bad_s].min()) if len(bad_s) else 1.0, display=False)
+glue("growth_bad_max", float(rho_s[bad_s].max() ** P["steps"]) if len(bad_s) else 1.0,
+     display=False)
+gam = np.array(shown["gamma"])
+glue("gamma_bad_max", float(gam[bad_s].max()) if len(bad_s) else 0.0, display=False)
+if tl is not None:
+    glue("tail_exact", tl["log10_exact"], display=False)
+    glue("tail_mc", tl["log10_mc"], display=False)
+    glue("tail_median", tl["log10_median"], display=False)
+    glue("tail_runs", len(tl["final"]), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_sgd_heatmap
 # :name: fig-sgd-heatmap
 #
-# Figure 1(a) recomputed (green: stable, red: unstable; black line: $\rho(\mathcal{T})=1$). Left: the authors' simulation
-# rule; middle: the exact mean-square criterion; right: where Dexter's sufficient condition does *not* predict divergence.
-# Low coherence (bottom) and small batches (left) are unstable at the same sharpness $\lambda_1(H)=2$. The bound's red
-# region is contained in the exact one: it is conservative. The simulation calls some cells just right of the black
-# line stable: there $\mathbb{E}\lVert w_t\rVert^2$ grows but a typical run does not.
+# Figure 1(a) recomputed at paper scale (green: stable, red: unstable; black line:
+# $\rho(\mathcal{T})=1$). Left: the authors' simulation rule; middle: the exact mean-square
+# criterion; right: where Dexter's sufficient condition does *not* predict divergence. Low
+# coherence (bottom) and small batches (left) are unstable at the same sharpness
+# $\lambda_1(H)=2$.
 # ```
 #
 # ```{glue:figure} fig_sgd_ratio
 # :name: fig-sgd-ratio
 #
-# Ratio of Dexter's predicted learning-rate threshold to the exact one on the random families: always $\ge1$ (never
-# wrong), often by a large factor (conservative), most when the samples are incoherent.
+# Left: ratio of Dexter's learning-rate threshold to the exact one on the random families,
+# under both samplings. Right: at the disagreeing cell with the largest $\rho(\mathcal{T})$,
+# $\log_{10}\lVert w_T\rVert^2$ of every run ($T=1000$): the exact mean (black) sits far
+# to the right of where the runs are, and the Monte-Carlo mean (dashed) is set by the few
+# largest runs.
 # ```
+#
+# (verdict-11)=
+# ## Verdict
+#
+# The statuses below are derived from the checks by the book's one rule
+# ({doc}`../book/intro`); the numbers come from the paper-scale record named on the first
+# line, and this build's smoke run follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-dexter_inside = bool((~dexter_unstable | ~exact_stable).all())
-near = np.abs(rho_cells.numpy() - 1) < 0.02
-print(f"Dexter's unstable region is inside the exact one: {dexter_inside}")
-print(f"simulation agrees with rho(T) < 1 on >= 95% of cells: {agree.mean() >= 0.95}")
-print(f"every disagreement is rho > 1 called stable (mean-square but not typical divergence): {bool((~exact_stable[~agree]).all())}")
-assert dexter_inside and agree.mean() >= 0.95 and bool((~exact_stable[~agree]).all())
-
-# %% tags=["remove-cell"]
-glue("n_inst", len(R), display=False)
-glue("n_meet", int(meets.sum()), display=False)
-glue("n_viol", violations, display=False)
-glue("ratio_median", float(np.median(R[:, 2])), display=False)
-glue("agree_pct", float(100 * agree.mean()), display=False)
-glue("agree_as_pct", float(100 * agree_as.mean()), display=False)
-glue("rho_max_disagree", float(rho_cells.numpy()[~agree].max()) if (~agree).any() else 1.0, display=False)
-glue_verdict("verdict", "reproduced with our reconstruction" if near[~agree].all() else "partly reproduced",
-             f"0/{int(meets.sum())} violations of Thm 1; heat-map matches ρ(𝒯)<1 on {agree.mean():.0%} of cells"
-             + ("" if near[~agree].all() else "; misses are ρ>1 cells where typical runs stay bounded"))
+print(verdict.report(paper, smoke))
+_ = verdict.glue_verdict(paper, smoke)  # `_ =`: nbval ignores a trailing ;
 
 # %% [markdown]
-# ## Verdict
+# **Theorem 1.** On {glue:text}`n_inst` random families ({glue:text}`n_meet` meet the
+# condition) the reconstructed inequality is tested under Bernoulli sampling, the theorem's,
+# and under the authors' sampling without replacement; the checks above give the count of
+# violations under each. The condition is conservative: the median ratio of its
+# learning-rate threshold to the exact one is {glue:text}`ratio_median:.2f` (Bernoulli) and
+# {glue:text}`ratio_median_wor:.2f` (without replacement).
 #
-# Dexter et al.'s Theorem 1, in the form we reconstructed, holds: on {glue:text}`n_inst` random families,
-# {glue:text}`n_meet` met the condition and {glue:text}`n_viol` of them had $\rho(\mathcal{T})<1$. It is conservative: the
-# median ratio of its learning-rate threshold to the exact one is {glue:text}`ratio_median:.2f`. The exact operator
-# matches Monte Carlo. The Figure-1(a) heat-map is reproduced in shape: low coherence and small batches are unstable
-# at equal sharpness, and the simulated map matches $\rho(\mathcal{T})<1$ on {glue:text}`agree_pct:.1f`% of cells. The
-# cells that differ are not all near the boundary (up to $\rho(\mathcal{T})=$ {glue:text}`rho_max_disagree:.2f`): the
-# authors' rule (a majority of 10 runs crossing 1000× in 1000 steps) detects typical, almost-sure divergence, not
-# mean-square divergence; our almost-sure heuristic matches the simulation on {glue:text}`agree_as_pct:.1f`% of cells.
+# **Figure 1(a).** Low coherence and small batches are unstable at equal sharpness, in the
+# simulated map and in the exact one. The authors' rule and $\rho(\mathcal{T})<1$ disagree
+# on {glue:text}`n_bad` of the 2450 cells, with $\rho(\mathcal{T})$ between
+# {glue:text}`rho_bad_min:.4f` and {glue:text}`rho_bad_max:.4f`: all of them are cells just
+# on the unstable side of the boundary that the rule calls stable. Over $T=1000$ steps a
+# radius of {glue:text}`rho_bad_max:.4f` multiplies $\mathbb{E}\lVert w_t\rVert^2$ by
+# {glue:text}`growth_bad_max:.3g`, far above the rule's 1000×, yet the typical run shrinks:
+# the largest almost-sure rate among these cells is $\gamma=$
+# {glue:text}`gamma_bad_max:.2g` per step. The mean is carried by rare runs. At the worst
+# cell, {glue:text}`tail_runs` runs give $\log_{10}$ of the Monte-Carlo mean of
+# $\lVert w_T\rVert^2$ = {glue:text}`tail_mc:.1f` against the exact
+# {glue:text}`tail_exact:.1f`, and the median run sits at {glue:text}`tail_median:.1f`: with
+# heavy tails a Monte-Carlo mean falls below the exact second moment unless the rare runs
+# that carry it are drawn, and a majority vote of 10 runs sees only typical runs. So the
+# rule measures typical (almost-sure) divergence, not the mean-square divergence the
+# theorems are about; the exact map is the one to read the theorems against. Overall
+# status: {glue:text}`status`.

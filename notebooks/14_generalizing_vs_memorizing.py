@@ -32,11 +32,11 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/flatbias/flatbias-book"],
-                   check=True)
+    url = "git+https://github.com/flatbias/flatbias-book"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
 # %% tags=["parameters"]
-scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else "full" on a GPU and "smoke" on a CPU
+scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

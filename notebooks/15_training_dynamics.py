@@ -308,6 +308,8 @@ glue("rank_start", float(np.mean([h["eff_rank"][0] for by in shown.values()
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

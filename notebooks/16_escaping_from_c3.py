@@ -269,6 +269,8 @@ glue("eta_star", float(shown["eta_star"]), display=False)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

@@ -109,6 +109,7 @@ def test_official_layout(tmp_path, archive):
     np.testing.assert_array_equal(d.x_test, x_te)
     np.testing.assert_array_equal(d.y_test, y_te)
     assert d.info["layout"] == "official" and d.info["source"] == str(path)
+    assert d.info["source_kind"] == "official archive"
 
 
 @pytest.mark.parametrize("archive", [False, True])
@@ -121,6 +122,13 @@ def test_image_folder_layout(tmp_path, archive):
     np.testing.assert_array_equal(d.x_train, x_tr)
     np.testing.assert_array_equal(d.y_test, y_te)
     np.testing.assert_array_equal(d.x_test, x_te)
+    assert d.info["image_format"] == "png" and d.info["source_kind"] == "PNG image folder"
+
+
+def test_source_kind_names_the_jpeg_mirror_and_old_records():
+    assert cifar.source_kind({"layout": "image-folder", "image_format": "jpeg"}) == "JPEG mirror"
+    assert cifar.source_kind({"layout": "image-folder"}) == "image folder"  # a record from before image_format
+    assert cifar.source_kind({"layout": "official"}) == "official archive"
 
 
 def test_image_folder_rejects_unknown_class(tmp_path):

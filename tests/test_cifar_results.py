@@ -54,3 +54,25 @@ def test_curves_draw_one_line_per_seed(record_dir):
     row = runs["SGD"][0]["metrics"]["history"][-1]
     assert cr.smallest_proxy(row) == row["coherence_10"] and "coherence_20" in row
     plt.close(fig)
+
+
+def test_table_names_the_data_source_and_precision(record_dir):
+    table = cr.summary_table(cr.load_runs(record_dir, "custom"))
+    assert table.loc["SGD", "data source"] == "synthetic (tests)" and table.loc["SGD", "precision"].startswith("tf32")
+    old = {"settings": {"data": {"layout": "image-folder"}, "precision": "fp32"}}  # a record from before both
+    assert cr.data_source(old) == "image folder" and cr.precision_label(old) == "fp32"
+    mirror = {"settings": {"data": {"layout": "image-folder", "image_format": "jpeg", "source_kind": "JPEG mirror"}}}
+    assert cr.data_source(mirror) == "JPEG mirror"
+
+
+def test_both_proxy_curves_when_the_records_have_the_large_set_every_epoch(tmp_path):
+    data = tiny_cifar()
+    base = dict(epochs=2, width=2, batch_size=10, eval_batch=20, milestones=(1,))
+    ct.train(ct.TrainConfig(**base, coherence_per_class=(1, 2)), data, out_dir=tmp_path, progress=False)
+    runs = cr.load_runs(tmp_path, "custom")
+    assert cr.curve_sizes(runs) == [10, 20]
+    fig, axes = plt.subplots(1, 3)
+    cr.plot_curves(axes, runs)
+    assert [len(ax.lines) for ax in axes] == [1, 2, 1] and axes[1].lines[1].get_linestyle() == "--"
+    assert "20 dashed" in axes[1].get_title()
+    plt.close(fig)

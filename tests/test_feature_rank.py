@@ -61,7 +61,8 @@ def test_feature_rank_of_a_model_equals_direct():
         feats = model.features(x).double().numpy()
     out = fr.feature_rank(model.features, torch.split(x, 25))
     assert out["n"] == 60 and out["eigenvalues"].shape == (32,)
-    assert out["rank"] == _sklearn_style_rank(feats, fr.THRESHOLDS)
+    assert out["rank"] == _sklearn_style_rank(feats, fr.THRESHOLDS) == fr.rank_by_svd(feats)
+    assert fr.rank_by_svd(torch.as_tensor(feats)) == out["rank"]
     with pytest.raises(ValueError, match="non-finite"):
         fr.GramAccumulator().update(torch.tensor([[float("nan"), 1.0]]))
 
@@ -106,6 +107,9 @@ def test_per_sample_grads_and_gram_match_a_loop(tiny):
     expected = lam / (G_direct.diagonal().max().item() + 1e-8)
     out = gc.coherence_proxy(model, x, y)
     assert out["proxy"] == pytest.approx(expected, rel=1e-5)
+    G_loop = gc.gram_by_loop(model, x, y)  # the library's own single-sample-backward check
+    torch.testing.assert_close(G_loop, G_direct, rtol=1e-10, atol=1e-12)
+    assert gc.proxy_from_gram(G_loop) == pytest.approx(out["proxy"], rel=1e-5)
     assert 1 - 1e-9 <= out["proxy"] <= len(x)  # lambda_max >= every G_ii, and <= tr G <= n max G_ii
     assert not model.training
 

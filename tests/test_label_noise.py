@@ -119,3 +119,69 @@ def test_bad_arguments_are_clear_errors(problem):
         ln.run(theta0, X, y, eta=0.1, s=0.1, seed=-1, **kw)
     with pytest.raises(FloatingPointError, match="diverged"):
         ln.run(theta0, X, y, eta=50.0, s=0.1, steps=200, record_every=100, progress=False)
+
+
+# ---- checks of chapters 06 and 07
+
+
+def test_kernel_reference_gap_is_round_off_and_sees_a_wrong_kernel(problem, monkeypatch):
+    theta0, X, y = problem
+    assert ln.kernel_reference_gap(theta0, X, y, eta=0.05, s=0.3, steps=200, seed=2) < 1e-10
+    good = ln.reference_run
+
+    def wrong(*args, **kw):  # a reference with twice the step: the gap must be large
+        kw["eta"] = 2 * kw["eta"]
+        return good(*args, **kw)
+
+    monkeypatch.setattr(ln, "reference_run", wrong)
+    assert ln.kernel_reference_gap(theta0, X, y, eta=0.05, s=0.3, steps=200, seed=2) > 1e-3
+
+
+def test_fitted_time_constant_recovers_a_known_speed():
+    t_flow = np.linspace(0, 6, 6001)
+    F_flow = 2.0 + 3.0 * np.exp(-t_flow)  # F* = 2
+    c = 1e-4
+    k = np.arange(0, 40_001, 400)
+    F_sgd = 2.0 + 3.0 * np.exp(-1.3 * c * k)  # SGD 30 % faster than c predicts
+    assert abs(ln.fitted_time_constant(k, F_sgd, t_flow, F_flow, 2.0) / c - 1.3) < 1e-6
+    gap = ln.gap_to_flow(k, F_sgd, c, t_flow, F_flow, 2.0)
+    brute = max(abs(3 * np.exp(-1.3 * c * kk) - 3 * np.exp(-c * kk)) for kk in k) / 3.0
+    assert abs(gap - brute) < 1e-6
+    with pytest.raises(ValueError):
+        ln.fitted_time_constant(k, F_sgd, t_flow, F_flow[::-1], 2.0)
+
+
+def test_slope_ci_against_a_direct_fit():
+    x = np.array([0.02, 0.01, 0.005])
+    rng = np.random.default_rng(0)
+    Y = np.array([a * x ** p for a, p in zip(rng.uniform(1, 10, 5), [0.9, 1.0, 1.1, 1.05, 0.95])])
+    out = ln.slope_ci(x, Y)
+    direct = [np.polyfit(np.log(x), np.log(row), 1)[0] for row in Y]
+    np.testing.assert_allclose(out["slopes"], direct, rtol=1e-12)
+    assert abs(out["mean"] - 1.0) < 1e-12 and out["lo"] < 1.0 < out["hi"]
+    assert abs(out["se"] - np.std(direct, ddof=1) / np.sqrt(5)) < 1e-12
+    exact = ln.slope_ci(x, np.outer([1.0, 2.0], x))
+    assert abs(exact["lo"] - 1) < 1e-12 and abs(exact["hi"] - 1) < 1e-12
+    assert np.isnan(ln.slope_ci(x, -Y)["mean"])
+
+
+def test_sharpness_flow_matches_riemannian_descent_and_energy(problem, monkeypatch):
+    from flatbias import riemannian
+
+    theta0, X, y = problem
+    th0 = ln.retract_batch(theta0[:1], X[:1], y[:1])[0]
+    fl = ln.sharpness_flow(th0, X[0], y[0], t_max=0.04, n_eval=5)
+    F0, FT = fl["F_ends"]
+    assert abs(FT - F0 + fl["energy"][-1]) < 1e-9 * (F0 - FT) and fl["residual"] < 1e-10
+    np.testing.assert_allclose(fl["F"][[0, -1]], [F0, FT], rtol=1e-13)
+    gaps = []
+    for h in (4e-4, 2e-4):  # fixed-step Riemannian GD: error O(h) against the flow
+        gd = riemannian.descent(torch.tensor(th0), torch.tensor(X[0]), torch.tensor(y[0]), "sinh", step=h,
+                                max_time=0.04 - h / 2, max_steps=10**6, keep_thetas=True, progress=False)
+        assert abs(gd.t[-1] - 0.04) < 1e-9
+        gaps.append(float(np.abs(gd.thetas[-1].numpy() - fl["theta"]).max()))
+    assert gaps[1] < 1e-2 * np.abs(fl["theta"] - th0).max() and 1.7 < gaps[0] / gaps[1] < 2.3  # first order
+    good = riemannian._egrad
+    monkeypatch.setattr(riemannian, "_egrad", lambda p, X: 2 * good(p, X))  # a wrong gradient: the identity fails
+    bad = ln.sharpness_flow(th0, X[0], y[0], t_max=0.04, n_eval=5)
+    assert abs(bad["F_ends"][1] - bad["F_ends"][0] + bad["energy"][-1]) > 1e-2 * (bad["F_ends"][0] - bad["F_ends"][1])

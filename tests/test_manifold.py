@@ -58,3 +58,21 @@ def test_retraction_failure_is_clear_error(gen):
         manifold.retract(theta, X, y, "sinh", max_iter=1, tol=1e-300)
     with pytest.raises((manifold.RetractionError, manifold.RankDeficientError)):
         manifold.retract(theta, X, 5 * torch.ones(2), "tanh")  # labels outside m·range(tanh)
+
+
+def test_from_preactivations_prescribes_z_and_keeps_the_orthogonal_part(gen):
+    n, d, m = 3, 5, 4
+    X = torch.rand(n, d, generator=gen)
+    Z = torch.randn(n, m, generator=gen)
+    theta = torch.randn(m, d, generator=gen)
+    th = manifold.from_preactivations(Z, X, theta)
+    torch.testing.assert_close(X @ th.T, Z, rtol=0, atol=1e-12)
+    Pperp = torch.eye(d) - X.T @ torch.linalg.solve(X @ X.T, X)
+    torch.testing.assert_close(th @ Pperp, theta @ Pperp, rtol=0, atol=1e-12)
+    th0 = manifold.from_preactivations(Z, X)  # minimum norm: no component ⊥ span{x_i}
+    torch.testing.assert_close(th0 @ Pperp, torch.zeros(m, d), rtol=0, atol=1e-12)
+    # a point of M for the cube with all pre-activations positive, without a retraction
+    y = torch.rand(n, generator=gen)
+    u = 0.5 + torch.rand(n, m, generator=gen)
+    Zp = u * (y[:, None] / (u**3).sum(1, keepdim=True)) ** (1 / 3)
+    assert float(manifold.constraints(manifold.from_preactivations(Zp, X), X, y, "cube").abs().max()) < 1e-14

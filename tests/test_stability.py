@@ -288,3 +288,45 @@ def test_sam_region_contains_sgd_region_on_construction():
     for small, big in zip(unstable, unstable[1:]):
         assert bool((big | ~small).all())  # ⊇
     assert int(unstable[0].sum()) < int(unstable[2].sum()) < int(unstable[3].sum())  # strictly growing
+
+
+@pytest.mark.parametrize("sampling", st.SAMPLINGS)
+def test_enumerated_operator_is_the_closed_form(gen, sampling):
+    """Brute force over every minibatch = the closed-form 𝒯 (Kronecker matrix on all of R^d)."""
+    H = _family(6, 3, 2, gen).double()
+    for B in (1, 2, 5):
+        brute = st.enumerated_operator(H, 0.3, B, sampling)
+        closed = st.mean_square_operator(H, 0.3, B, sampling=sampling).dense()
+        assert float((brute - closed).abs().max()) < 1e-12
+
+
+def test_enumerated_second_moments_match_recursion(gen):
+    """Brute-force perturbed second moments = 𝒯(W) + s²𝒯(I) of the library, and SGD's without noise."""
+    H = _family(5, 3, 3, gen).double()
+    W0 = torch.eye(3, dtype=torch.float64)
+    for s in (0.0, 0.7):
+        lib = st.second_moments(H, 0.4, 2, W0, 30, noise_std=s)
+        brute = st.enumerated_second_moments(H, 0.4, 2, W0, 30, noise_std=s).exp()
+        assert float(((brute - lib) / lib).abs().max()) < 1e-11
+    with pytest.raises(ValueError):
+        st.enumerated_operator(_family(30, 2, 2, gen), 0.1, 15)
+
+
+@pytest.mark.parametrize("method", ["sgd", "random"])
+def test_generator_kernel_matches_torch_backend(method):
+    """escape_times_axes_rng: same distribution as the torch backend (divergence fractions within 4 s.e.)."""
+    cells = [(2, 3), (4, 2), (4, 6), (10, 1)]
+    k, a, d, B, _ = sim.authors_grid(20, [s for s, _ in cells], [1])
+    B = torch.tensor([b for _, b in cells])
+    reps, steps = 1500, 60
+    fast = sim.escape_times_axes_rng(k, a, d, B, 0.45, reps=reps, steps=steps, method=method, seed=3)
+    ref = sim.escape_times_axes(k, a, d, B, 0.45, reps=reps, steps=steps, method=method,
+                                generator=torch.Generator().manual_seed(11), backend="torch")
+    pn, pt = ((x <= steps).double().mean(1) for x in (fast, ref))
+    se = ((pn * (1 - pn) + pt * (1 - pt)) / reps).sqrt().clamp_min(1e-3)
+    assert bool(((pn - pt).abs() < 4 * se).all()), (pn, pt)
+    assert float(pn.max() - pn.min()) > 0.3
+    tn, tt = (x.double().mean(1) for x in (fast, ref))
+    assert bool(((tn - tt).abs() < 0.1 * tt + 2).all()), (tn, tt)
+    again = sim.escape_times_axes_rng(k, a, d, B, 0.45, reps=reps, steps=steps, method=method, seed=3)
+    assert torch.equal(fast, again)

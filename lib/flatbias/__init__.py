@@ -9,6 +9,7 @@ Infrastructure
 - :mod:`flatbias.verdict`        the verdict of each chapter, glued into the claims table
 - :mod:`flatbias.style`          the figure style shared by all chapters
 - :mod:`flatbias.sphinxext`      the book's Sphinx extension (result-records table)
+- :mod:`flatbias.validate`       argument checks at the public boundary: bad input is an ``InvalidArgumentError``
 
 Paper 1: sharpness on the zero-loss manifold of two-layer nets
 - :mod:`flatbias.activations`    φ with φ', φ'', φ''' and φ⁻¹

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from . import validate as vd
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -49,11 +51,15 @@ class Activation:
 
     def inv(self, y: torch.Tensor) -> torch.Tensor:
         """φ⁻¹(y); a value outside the range of φ is a clear error."""
+        vd.tensor("y", y, dtype="real", finite=False)
         lo, hi = self.inverse_domain
-        if bool(torch.any((y <= lo) | (y >= hi))):
-            bad = y[(y <= lo) | (y >= hi)].flatten()[:3].tolist()
-            raise ValueError(f"{self.name}: φ⁻¹ is defined on ({lo}, {hi}) only; got values such as {bad}. "
-                             "Choose labels inside the range of the activation (Theorem 3.3 needs y_i/m there).")
+        outside = ~((y > lo) & (y < hi))  # NaN is outside too
+        if bool(torch.any(outside)):
+            bad = y[outside].flatten()[:3].tolist()
+            raise vd.InvalidArgumentError(
+                f"y must lie in ({lo}, {hi}): {self.name}'s φ⁻¹ is defined on ({lo}, {hi}) only; got values "
+                f"such as {bad}. Choose labels inside the range of the activation (Theorem 3.3 needs y_i/m "
+                "there).")
         return self.inverse(y)
 
 
@@ -103,7 +109,8 @@ def get_activation(name: str | Activation) -> Activation:
     """Look an activation up by name; an unknown name is a clear error listing the valid ones."""
     if isinstance(name, Activation):
         return name
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)}") from None
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise vd.InvalidArgumentError(
+            f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)} "
+            "(or pass an Activation)")
+    return ACTIVATIONS[name]

@@ -9,7 +9,9 @@ Layouts read, as a folder or as a ``.tar.gz`` holding one:
   development and CI use, ``../shared/data/cifar10-jpeg.tar.gz``).
 
 Both give uint8 images ``(N, 32, 32, 3)`` (HWC, RGB) and int64 labels in the official class order
-(:data:`CLASSES`). Every load says which layout and which source it used (:attr:`Cifar10.info`).
+(:data:`CLASSES`). Every load says which layout and which source it used (:attr:`Cifar10.info`), and
+:func:`source_kind` names it for a results table: "official archive", "JPEG mirror" (an image folder of JPEG
+files: the pixels were re-encoded, so it is not the official set) or "PNG image folder".
 Decoded arrays are cached as ``.npy`` under ``$FLATBIAS_CACHE`` (default ``~/.cache/flatbias``), so a
 second load takes well under a second.
 """
@@ -70,9 +72,21 @@ class Cifar10:
 
     @property
     def info(self) -> dict:
-        """What a result record stores about the data."""
-        return {"dataset": "CIFAR-10", "layout": self.layout, "source": self.source, "n_train": int(len(self.y_train)),
+        """What a result record stores about the data (``source_kind``: see :func:`source_kind`)."""
+        info = {"dataset": "CIFAR-10", "layout": self.layout, "source": self.source, "n_train": int(len(self.y_train)),
                 "n_test": int(len(self.y_test)), "from_cache": self.cached, **self.extra}
+        return {**info, "source_kind": source_kind(info)}
+
+
+def source_kind(info: dict) -> str:
+    """'official archive', 'JPEG mirror', 'PNG image folder' or 'image folder' (a record written before the image
+    format was recorded) for a :attr:`Cifar10.info` dict; 'synthetic (tests)' for anything else."""
+    layout = info.get("layout")
+    if layout == "official":
+        return "official archive"
+    if layout == "image-folder":
+        return {"jpeg": "JPEG mirror", "png": "PNG image folder"}.get(info.get("image_format"), "image folder")
+    return f"{layout} (tests)" if layout else "unknown"
 
 
 # --- where the data is ---------------------------------------------------------------------------
@@ -241,6 +255,19 @@ def _read_image_folder(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def image_format(path: str | os.PathLike) -> str | None:
+    """'jpeg' or 'png': the format of the first image of an image-folder tree or archive (cheap: one member)."""
+    path = Path(path)
+    if path.is_dir():
+        first = next((f for f in sorted(path.rglob("*")) if f.is_file() and _folder_key(str(f.relative_to(path)))),
+                     None)
+        suffix = first.suffix.lower() if first else None
+    else:
+        with tarfile.open(path, "r:*") as tar:
+            suffix = next((Path(m.name).suffix.lower() for m in tar if m.isfile() and _folder_key(m.name)), None)
+    return {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}.get(suffix)
+
+
 def detect_layout(path: str | os.PathLike) -> str:
     """``"official"`` or ``"image-folder"`` for a folder or a tar archive; anything else is a clear error."""
     path = Path(path)
@@ -371,18 +398,20 @@ def load(path: str | os.PathLike | None = None, *, cache: bool = True, cache_fol
             raise
         src = download(cache_folder, url=url, md5=md5)
     layout = detect_layout(src)
+    extra = {"image_format": image_format(src)} if layout == "image-folder" else {}
     folder = cache_dir(cache_folder) / "cifar10-decoded" / _cache_key(src)
     if cache:
         hit = _cache_read(folder)
         if hit is not None:
-            return Cifar10(*(hit[k] for k in _ARRAYS), layout=hit["meta"]["layout"], source=str(src), cached=True)
+            return Cifar10(*(hit[k] for k in _ARRAYS), layout=hit["meta"]["layout"], source=str(src), cached=True,
+                           extra=extra)
     arrays = _read_official(src) if layout == "official" else _read_image_folder(src)
     for split in ("train", "test"):
         if arrays[f"x_{split}"].shape[1:] != (32, 32, 3) or len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
             raise ValueError(f"{src}: inconsistent {split} arrays")
     if cache:
         _cache_write(folder, arrays, {"layout": layout, "source": str(src)})
-    return Cifar10(**arrays, layout=layout, source=str(src), cached=False)
+    return Cifar10(**arrays, layout=layout, source=str(src), cached=False, extra=extra)
 
 
 def first_per_class(labels: np.ndarray, k: int) -> np.ndarray:

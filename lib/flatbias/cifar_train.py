@@ -8,18 +8,21 @@ std (0.2023, 0.1994, 0.2010). SAM: ρ ∈ {0.05, 0.1, 0.2}, see :mod:`flatbias.s
 Fast path: the whole data set lives on the device as uint8; shuffling, crop and flip run on the device in one
 gather per batch; channels_last on CUDA; the step never synchronises with the host (losses and counts accumulate
 in device tensors, read once per epoch); ``torch.compile`` (optionally with CUDA graphs) on request. Precision is
-float32 with TF32 off by default, because bf16 (and partly TF32) weights round SAM's ascent away in most layers
-(:mod:`flatbias.precision` measures it); ``precision="bf16"`` gives bf16 autocast.
+PyTorch's default by default (``precision="tf32"``: TF32 convolutions on Ampere and later GPUs, float32 matrix
+products), what the authors' code most likely ran; ``"fp32"`` turns TF32 off (exact SAM ascent, see
+:mod:`flatbias.precision`), ``"bf16"`` gives bf16 autocast. Every record stores the switches in force
+(``settings.numerics``). The default seed is the authors' script's, 42.
 
 Per epoch (``metrics_every``): test accuracy; feature rank at 90/95/99/99.9 % of the 512-d penultimate features
 over the **un-augmented** training set (our choice; the authors' code uses augmented inputs); the coherence proxy
 λ_max(G)/max‖g_i‖² on the first 10 training images of each class (100; our choice, as the paper's text says) and
-optionally on the first 100 of each class (1000, what the authors' code does).
+optionally on the first 100 of each class (1000, what the authors' code does), every epoch or at the last one.
 
 Checkpoints every ``checkpoint_every`` epochs allow an exact resume (the shuffling and augmentation of epoch e
 are seeded by (seed, e)). A non-finite or exploding training loss stops the run with a clear message.
 
-CLI: ``python -m flatbias.cifar_train --optimizer sam --rho 0.1 --seed 0 --epochs 200``.
+CLI: ``python -m flatbias.cifar_train --optimizer sam --rho 0.1 --seed 42 --epochs 200``; a bad argument prints
+one line (``error: ...``) and exits with code 2.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ STD = (0.2023, 0.1994, 0.2010)
 DIVERGED_LOSS = 1e3  # a mean training loss above this (CE at chance is ln 10 ≈ 2.3) counts as diverged
 OPTIMIZERS = ("sgd", "sam")
 EXIT_INCOMPLETE = 3  # CLI exit code: stopped at the time limit, resumable
+EXIT_BAD_ARGS = 2  # CLI exit code: bad arguments or settings, no data, or a diverged run (a one-line error)
+AUTHORS_SEED = 42  # the seed of the authors' large_scale.py: our first seed
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -53,11 +58,31 @@ class TrainingDiverged(RuntimeError):
     """The training loss became non-finite or exploded."""
 
 
+class ArgumentError(ValueError):
+    """A bad command-line argument (the CLIs print it as one line)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises :class:`ArgumentError` instead of printing the usage and exiting, so that
+    the command-line tools (``cifar_train``, ``cifar_sweep``, ``gpu_session``) answer a bad argument with one line
+    (:func:`fail`) and can be called in-process (``main(argv)`` returns the exit code)."""
+
+    def error(self, message):
+        raise ArgumentError(f"{message} (see --help)")
+
+
+def fail(exc: BaseException | str, prog: str = "python -m flatbias.cifar_train", code: int = EXIT_BAD_ARGS) -> int:
+    """Print ``<prog>: error: <message>`` as one line on stderr and return ``code``: the CLIs' answer to a bad
+    argument, missing data or a diverged run (no traceback)."""
+    print(f"{prog}: error: " + (" ".join(str(exc).split()) or type(exc).__name__), file=sys.stderr)
+    return code
+
+
 @dataclass
 class TrainConfig:
     optimizer: str = "sgd"
     rho: float = 0.05  # SAM only
-    seed: int = 0
+    seed: int = AUTHORS_SEED
     epochs: int = 200
     lr: float = 0.1
     momentum: float = 0.9
@@ -74,7 +99,7 @@ class TrainConfig:
     final_coherence_per_class: tuple[int, ...] = ()  # measured at the last epoch only, e.g. (100,) = 1000 images
     thresholds: tuple[float, ...] = feature_rank.THRESHOLDS
     eval_batch: int = 500
-    precision: str = "fp32"  # "fp32" (TF32 off), "tf32" or "bf16" autocast; see flatbias.precision for why fp32
+    precision: str = precision.DEFAULT  # "tf32" (PyTorch's defaults), "fp32" (TF32 off) or "bf16" autocast
     channels_last: bool | None = None  # None: on CUDA only (it slows the CPU down for this model)
     compile: str | None = None  # None: eager; else a torch.compile mode ("default", "reduce-overhead" = CUDA graphs)
     checkpoint_every: int = 5
@@ -217,28 +242,32 @@ def build(cfg: TrainConfig, device: torch.device):
 
 
 def _loss(fwd, x, y, cfg: TrainConfig):
+    if cfg.compile == "reduce-overhead":  # CUDA graphs: the previous call's outputs are no longer needed
+        torch.compiler.cudagraph_mark_step_begin()
     with precision.autocast(x.device.type, cfg.precision):
         logits = fwd(x)
     return F.cross_entropy(logits.float(), y), logits
 
 
 def train_step(model, fwd, opt, x, y, cfg: TrainConfig):
-    """One SGD or SAM step; returns (summed loss, correct count) as device tensors (no host sync)."""
+    """One SGD or SAM step; returns (summed loss, correct count) as device tensors (no host sync). Both are read
+    off the first forward pass before anything else runs (with CUDA graphs a second call reuses its memory)."""
+    if cfg.optimizer == "sam":
+        enable_running_stats(model)
+    loss, logits = _loss(fwd, x, y, cfg)
+    out = loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
     if cfg.optimizer == "sgd":
-        loss, logits = _loss(fwd, x, y, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     else:
-        enable_running_stats(model)
-        loss, logits = _loss(fwd, x, y, cfg)
         loss.backward()
         opt.first_step(zero_grad=True)
         disable_running_stats(model)
         _loss(fwd, x, y, cfg)[0].backward()
         opt.second_step(zero_grad=True)
         enable_running_stats(model)
-    return loss.detach() * len(y), (logits.detach().argmax(1) == y).sum()
+    return out
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -410,6 +439,7 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
               "checkpoint": None if ckpt is None else str(ckpt)}
     if out_dir is not None and complete:
         settings = {**dataclasses.asdict(cfg), "data": data.info, "device": str(dev), "protocol": cfg.protocol,
+                    "numerics": precision.numerics(cfg.precision, dev),
                     "protocol_note": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)"}
         last = history[-1] if history else {}
         summary = {k: last.get(k) for k in ("test_acc", "rank", "coherence_100", "coherence_1000")}
@@ -421,7 +451,7 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
 
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m flatbias.cifar_train`` (also parsed by :mod:`flatbias.cifar_sweep`)."""
-    p = argparse.ArgumentParser(prog="python -m flatbias.cifar_train", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m flatbias.cifar_train", description=__doc__.split("\n\n")[0])
     d = TrainConfig()
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--rho", type=float, default=d.rho)
@@ -439,10 +469,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-every", type=int, default=d.metrics_every)
     p.add_argument("--coherence-per-class", type=int, nargs="+", default=list(d.coherence_per_class),
                    help="images per class for the coherence proxy (10: 100 images; add 100 for the authors' 1000)")
-    p.add_argument("--coherence-1000", action="store_true",
-                   help="also the authors' 1000-image proxy (100 per class), at the last epoch")
+    p.add_argument("--coherence-1000", nargs="?", const="last", default=None, choices=("last", "every"),
+                   help="also the authors' 1000-image proxy (100 per class): at the last epoch (default) or every "
+                        "epoch that measures (the authors' code)")
     p.add_argument("--precision", choices=precision.PRECISIONS, default=d.precision,
-                   help="fp32 (TF32 off; default), tf32, or bf16 autocast: see flatbias.precision")
+                   help="tf32 (PyTorch's defaults: TF32 convolutions; default), fp32 (TF32 off), or bf16 autocast: "
+                        "see flatbias.precision")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES[1:],
                    help="torch.compile the model (optionally with a mode: reduce-overhead = CUDA graphs)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
@@ -450,6 +482,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download the official archive if none is found")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=str(records.repo_root() / "results" / "cifar10"))
+    p.add_argument("--checkpoint-dir", default=None, help="checkpoints go here (default: OUT/checkpoints)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                    help="checkpoint and stop (exit code 3) before this many seconds have passed; rerun to resume")
@@ -464,25 +497,27 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         optimizer=a.optimizer, rho=a.rho, seed=a.seed, epochs=proto["epochs"] if a.epochs is None else a.epochs, lr=a.lr,
         batch_size=a.batch_size, milestones=tuple(proto["milestones"] if a.milestones is None else a.milestones),
         stem=a.stem, width=a.width, subset=a.subset, test_subset=a.test_subset, metrics_every=a.metrics_every,
-        coherence_per_class=tuple(a.coherence_per_class), final_coherence_per_class=(100,) if a.coherence_1000 else (),
+        coherence_per_class=tuple(a.coherence_per_class) + ((100,) if a.coherence_1000 == "every" else ()),
+        final_coherence_per_class=(100,) if a.coherence_1000 == "last" else (),
         precision=a.precision, compile=a.compile, checkpoint_every=a.checkpoint_every)
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
+    """The CLI; returns the exit code (0 done, :data:`EXIT_INCOMPLETE` stopped at the time limit,
+    :data:`EXIT_BAD_ARGS` with a one-line error)."""
     try:
+        a = parser().parse_args(argv)
         cfg = config_from_args(a)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    data = cifar.load(a.data, download_if_missing=a.download)
-    print(f"data: {data.layout} layout from {data.source}", file=sys.stderr)
+        data = cifar.load(a.data, download_if_missing=a.download)
+    except (ValueError, cifar.DataNotFoundError) as exc:  # ArgumentError is a ValueError
+        return fail(exc)
+    print(f"data: {data.layout} layout ({data.info['source_kind']}) from {data.source}", file=sys.stderr)
     try:
-        res = train(cfg, data, device=a.device, out_dir=a.out, resume=not a.no_resume, stop_after_s=a.time_limit,
+        res = train(cfg, data, device=a.device, out_dir=a.out, checkpoint_dir=a.checkpoint_dir,
+                    resume=not a.no_resume, stop_after_s=a.time_limit,
                     progress=True)  # a bar line per epoch, also in a log file
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (TrainingDiverged, ValueError) as exc:  # diverged, or a checkpoint of other settings
+        return fail(exc)
     if not res["complete"]:
         print(f"stopped at epoch {res['history'][-1]['epoch']}/{cfg.epochs} (time limit {a.time_limit:g} s); "
               f"checkpoint {res['checkpoint']}: run the same command again to resume", file=sys.stderr)

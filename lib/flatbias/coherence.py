@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from . import validate as vd
+
 #: relative tolerance of the PSD check for float64 input (eigenvalues ≥ −tol·max(1, max|H|) pass; 100·eps for
 #: lower precision)
 PSD_TOL = 1e-10
@@ -23,36 +25,39 @@ PSD_TOL = 1e-10
 def check_psd_family(H: torch.Tensor, name: str = "H") -> torch.Tensor:
     """Validate a family of per-sample Hessians: a finite (n, d, d) tensor of symmetric PSD matrices.
 
-    Returns it as float64. Anything else is a ``ValueError`` that says what is wrong.
+    Returns it as float64. Anything else is a :class:`~flatbias.validate.InvalidArgumentError` (a
+    ``ValueError``) that says what is wrong.
     """
-    if not isinstance(H, torch.Tensor):
-        H = torch.as_tensor(H)
+    H = vd.as_tensor(name, H, promote_floats=False)  # as torch.as_tensor: lists get the default dtype
     if H.ndim != 3 or H.shape[1] != H.shape[2] or H.shape[0] < 1 or H.shape[1] < 1:
-        raise ValueError(f"{name} must be a stack of square matrices of shape (n, d, d) with n, d ≥ 1, "
-                         f"got shape {tuple(H.shape)}")
+        raise vd.InvalidArgumentError(
+            f"{name} must be a stack of square matrices of shape (n, d, d) with n, d ≥ 1, "
+            f"got shape {tuple(H.shape)}")
+    vd.kind(name, H, "real")
     tol = max(PSD_TOL, 100 * torch.finfo(H.dtype).eps) if H.is_floating_point() else PSD_TOL
     H = H.to(torch.float64)
-    if not bool(torch.isfinite(H).all()):
-        raise ValueError(f"{name} contains NaN or inf entries")
+    vd.check_finite(name, H)
     scale = max(1.0, float(H.abs().max()))
     asym = float((H - H.transpose(1, 2)).abs().max())
     if asym > max(1e-8, tol) * scale:
-        raise ValueError(f"{name} is not symmetric (max |H_i − H_iᵀ| = {asym:.3g}); per-sample Hessians are "
-                         f"symmetric: pass (H + Hᵀ)/2 if the asymmetry is round-off")
+        raise vd.InvalidArgumentError(
+            f"{name} is not symmetric (max |H_i − H_iᵀ| = {asym:.3g}); per-sample Hessians are "
+            f"symmetric: pass (H + Hᵀ)/2 if the asymmetry is round-off")
     lam = torch.linalg.eigvalsh(0.5 * (H + H.transpose(1, 2)))
     lam_min, i = lam[:, 0].min(0)
     if float(lam_min) < -tol * scale:
-        raise ValueError(f"{name}[{int(i)}] is not positive semidefinite (smallest eigenvalue {float(lam_min):.3g}); "
-                         f"the linear-stability theory needs PSD per-sample Hessians (a minimum with zero "
-                         f"per-sample gradients). Check the Hessian, or project it onto the PSD cone first")
+        raise vd.InvalidArgumentError(
+            f"{name}[{int(i)}] is not positive semidefinite (smallest eigenvalue {float(lam_min):.3g}); "
+            f"the linear-stability theory needs PSD per-sample Hessians (a minimum with zero "
+            f"per-sample gradients). Check the Hessian, or project it onto the PSD cone first")
     return H
 
 
 def coherence_matrix(H: torch.Tensor) -> torch.Tensor:
     """S_ij = sqrt(tr(H_i H_j)) (SPEC §B.2), all pairs at once: tr(H_i H_j) = ⟨vec H_i, vec H_j⟩ for symmetric H."""
     H = check_psd_family(H)
-    V = H.reshape(H.shape[0], -1)
-    return (V @ V.T).clamp_min(0.0).sqrt()  # tr(H_i H_j) ≥ 0 for PSD pairs; clamp only removes round-off
+    vec = H.reshape(H.shape[0], -1)
+    return (vec @ vec.T).clamp_min(0.0).sqrt()  # tr(H_i H_j) ≥ 0 for PSD pairs; clamp only removes round-off
 
 
 def coherence(H: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -62,22 +67,19 @@ def coherence(H: torch.Tensor) -> tuple[float, torch.Tensor]:
     lam_i = torch.linalg.eigvalsh(H)[:, -1]  # λ_1(H_i), batched
     top = float(lam_i.max())
     if top <= 0:
-        raise ValueError("coherence is undefined when every H_i is zero (max_i λ_1(H_i) = 0)")
+        raise vd.InvalidArgumentError("coherence is undefined when every H_i is zero (max_i λ_1(H_i) = 0)")
     return float(torch.linalg.eigvalsh(S)[-1]) / top, S
 
 
 def check_gradients(G: torch.Tensor, c: float = 2.0) -> torch.Tensor:
     """Validate per-sample gradients G (n, p) of a rank-one family H_i = c g_i g_iᵀ; return G as float64."""
-    if not isinstance(G, torch.Tensor):
-        G = torch.as_tensor(G)
+    G = vd.as_tensor("G", G, promote_floats=False)
     if G.ndim != 2 or G.shape[0] < 1 or G.shape[1] < 1:
-        raise ValueError(f"G must hold one per-sample gradient per row, shape (n, p), got {tuple(G.shape)}")
-    if not c > 0:
-        raise ValueError(f"c must be > 0 (H_i = c g_i g_iᵀ; c = 2 for the loss (f − y)²), got {c}")
-    G = G.to(torch.float64)
-    if not bool(torch.isfinite(G).all()):
-        raise ValueError("G contains NaN or inf entries")
-    return G
+        raise vd.InvalidArgumentError(
+            f"G must hold one per-sample gradient per row, shape (n, p), got {tuple(G.shape)}")
+    vd.kind("G", G, "real")
+    vd.positive("c", c, why="(H_i = c g_i g_iᵀ; c = 2 for the loss (f − y)²)")
+    return vd.check_finite("G", G.to(torch.float64))
 
 
 def coherence_from_gradients(G: torch.Tensor, c: float = 2.0) -> tuple[float, torch.Tensor]:
@@ -87,7 +89,7 @@ def coherence_from_gradients(G: torch.Tensor, c: float = 2.0) -> tuple[float, to
     gram = (G @ G.T).abs()
     top = float(gram.diagonal().max())
     if top <= 0:
-        raise ValueError("coherence is undefined when every gradient g_i is zero")
+        raise vd.InvalidArgumentError("coherence is undefined when every gradient g_i is zero")
     return float(torch.linalg.eigvalsh(gram)[-1]) / top, c * gram
 
 
@@ -97,8 +99,11 @@ def authors_axes(n: int, sigma: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     d = n − σ + 1, a_i = 2n/σ, k_i = 0 for i < σ (σ samples share e_0) and i − σ + 1 otherwise
     (mutually orthogonal). Coherence σ, λ_1(H) = 2 for every σ, max_i λ_1(H_i) = 2n/σ.
     """
-    if not (isinstance(n, int) and isinstance(sigma, int) and 1 <= sigma <= n):
-        raise ValueError(f"need integers 1 ≤ σ ≤ n for the authors' construction, got n={n!r}, σ={sigma!r}")
+    n = vd.integer("n", n, 1, why="(the number of samples)")
+    sigma = vd.integer("σ", sigma, 1, why=f"(the coherence, 1 ≤ σ ≤ n = {n})")
+    if sigma > n:
+        raise vd.InvalidArgumentError(
+            f"need integers 1 ≤ σ ≤ n for the authors' construction, got n={n!r}, σ={sigma!r}")
     i = torch.arange(n)
     k = torch.where(i < sigma, torch.zeros_like(i), i - sigma + 1)
     a = torch.full((n,), 2.0 * n / sigma, dtype=torch.float64)

@@ -31,7 +31,9 @@ import torch
 from numba import njit
 from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
+from . import validate as vd
 from .activations import get_activation
+from .manifold import RetractionError
 
 #: activations the compiled kernel knows (code used inside the kernel)
 KERNEL_ACTIVATIONS = {"sinh": 0, "cubic": 1}
@@ -114,9 +116,9 @@ class ChainNoise:
     """The two random streams of each chain: sample indices (uniforms) and label noise (standard normals)."""
 
     def __init__(self, seed: int, chains: int):
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        root = np.random.SeedSequence(int(seed))
+        seed = vd.integer("seed", seed, 0)
+        chains = vd.integer("chains", chains, 0)
+        root = np.random.SeedSequence(seed)
         self._gens = []
         for c in range(chains):
             idx_seq, eps_seq = np.random.SeedSequence(root.entropy, spawn_key=(c,)).spawn(2)
@@ -125,6 +127,7 @@ class ChainNoise:
 
     def draw(self, K: int) -> tuple[np.ndarray, np.ndarray]:
         """The next K uniforms and K normals of every chain, shapes (C, K); chunk-size independent streams."""
+        K = vd.integer("K", K, 0)
         C = len(self._gens)
         u = np.empty((C, K))
         eps = np.empty((C, K))
@@ -136,6 +139,7 @@ class ChainNoise:
 
 def draw_noise(seed: int, chains: int, n: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """The sample indices (C, T) and standard normals (C, T) the kernel uses for ``seed`` (for reference runs)."""
+    n = vd.integer("n", n, 1)
     u, eps = ChainNoise(seed, chains).draw(steps)
     return np.minimum((u * n).astype(np.int64), n - 1), eps
 
@@ -145,36 +149,34 @@ def draw_noise(seed: int, chains: int, n: int, steps: int) -> tuple[np.ndarray, 
 
 
 def _as_chain_param(name: str, v, C: int, allow_zero: bool) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (C,)).copy() if np.ndim(v) == 0 else \
-        np.asarray(v, dtype=np.float64)
+    arr = vd.array(name, v)
+    arr = np.broadcast_to(arr, (C,)).copy() if arr.ndim == 0 else arr
     if arr.shape != (C,):
-        raise ValueError(f"{name} must be a number or have one value per chain, shape ({C},); got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3]}")
+        raise vd.InvalidArgumentError(f"{name} must be a number or have one value per chain, shape ({C},); "
+                                      f"got shape {arr.shape}")
     if np.any(arr < 0) or (not allow_zero and np.any(arr == 0)):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}; got values such as "
-                         f"{arr[(arr < 0) | ((arr == 0) & (not allow_zero))][:3]}")
+        raise vd.InvalidArgumentError(
+            f"{name} must be {'non-negative' if allow_zero else 'positive'}; got values "
+            f"such as {arr[(arr < 0) | ((arr == 0) & (not allow_zero))][:3]}")
     return arr
 
 
-def _as_np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        t = t.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(t, dtype=np.float64))
-
-
-def _check_batch(theta0, X, y):
-    theta0, X, y = _as_np(theta0), _as_np(X), _as_np(y)
+def _check_batch(theta0, X, y, theta_name: str = "θ0"):
+    theta0, X, y = vd.array(theta_name, theta0), vd.array("X", X), vd.array("y", y)
     if theta0.ndim != 3 or X.ndim != 3 or y.ndim != 2:
-        raise ValueError(f"expected θ0 of shape (chains, m, d), X (chains, n, d), y (chains, n); got θ0 "
-                         f"{theta0.shape}, X {X.shape}, y {y.shape}. Stack one row per chain (use [None] for one chain).")
+        raise vd.InvalidArgumentError(
+            f"expected {theta_name} of shape (chains, m, d), X (chains, n, d), y (chains, n); got "
+            f"{theta_name} {theta0.shape}, X {X.shape}, y {y.shape}. Stack one row per chain (use [None] for "
+            "one chain).")
     C, m, d = theta0.shape
     if X.shape[0] != C or y.shape[0] != C or X.shape[2] != d or y.shape[1] != X.shape[1]:
-        raise ValueError(f"shapes do not match: θ0 {theta0.shape} (chains, m, d), X {X.shape} (chains, n, d), "
-                         f"y {y.shape} (chains, n) need the same chains, the same d and the same n")
-    for name, a in (("θ0", theta0), ("X", X), ("y", y)):
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} contains NaN or inf")
+        raise vd.InvalidArgumentError(
+            f"shapes do not match: {theta_name} {theta0.shape} (chains, m, d), X {X.shape} (chains, n, d), "
+            f"y {y.shape} (chains, n) need the same chains, the same d and the same n")
+    if 0 in theta0.shape or 0 in y.shape:
+        raise vd.InvalidArgumentError(
+            f"need at least one chain, neuron, input and data point; got {theta_name} "
+            f"{theta0.shape}, X {X.shape}")
     return theta0, X, y
 
 
@@ -198,9 +200,16 @@ class Run:
 def summarize(theta: np.ndarray | torch.Tensor, X, y, act: str = "sinh"):
     """Eigenvalues of ΦΦᵀ (descending), F and the noise-free loss for a batch of snapshots θ (..., C, m, d)."""
     a = get_activation(act)
-    th = torch.as_tensor(np.asarray(theta), dtype=torch.float64)
-    Xt = torch.tensor(np.asarray(X), dtype=torch.float64)
-    yt = torch.tensor(np.asarray(y), dtype=torch.float64)
+    th = vd.array("θ", theta, finite=False)  # NaN snapshots: failed projections
+    Xn, yn = vd.array("X", X), vd.array("y", y)
+    if th.ndim < 3 or Xn.ndim != 3 or yn.shape != Xn.shape[:2] or th.shape[-3] != Xn.shape[0] \
+            or th.shape[-1] != Xn.shape[2]:
+        raise vd.InvalidArgumentError(
+            f"expected θ (..., chains, m, d), X (chains, n, d) and y (chains, n) with the "
+            f"same chains, n and d; got θ {th.shape}, X {Xn.shape}, y {yn.shape}")
+    th = torch.as_tensor(th, dtype=torch.float64)
+    Xt = torch.tensor(Xn, dtype=torch.float64)
+    yt = torch.tensor(yn, dtype=torch.float64)
     Z = Xt @ th.transpose(-1, -2)  # (..., C, n, m), z_ij = θ_jᵀx_i
     Phi = a.phi(Z)
     G = Phi @ Phi.transpose(-1, -2)
@@ -222,21 +231,19 @@ def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed: int = 0, m
     theta0, X, y = _check_batch(theta0, X, y)
     C, m, d = theta0.shape
     n = X.shape[1]
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use 'sgd' (label-noise SGD) or 'sam' (1-SAM)")
-    if act not in KERNEL_ACTIVATIONS:
-        raise ValueError(f"the compiled kernel knows the activations {list(KERNEL_ACTIVATIONS)}, not {act!r}")
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if not isinstance(record_every, (int, np.integer)) or record_every <= 0:
-        raise ValueError(f"record_every must be a positive int, got {record_every!r}")
+    vd.choice("method", method, tuple(METHODS))
+    if not isinstance(act, str) or act not in KERNEL_ACTIVATIONS:
+        raise vd.InvalidArgumentError(
+            f"the compiled kernel knows the activations {list(KERNEL_ACTIVATIONS)}, "
+            f"not {act!r}")
+    steps, record_every = vd.integer("steps", steps, 0), vd.integer("record_every", record_every, 1)
     if steps % record_every:
-        raise ValueError(f"steps = {steps} must be a multiple of record_every = {record_every}")
+        raise vd.InvalidArgumentError(f"steps = {steps} must be a multiple of record_every = {record_every}")
     eta_a = _as_chain_param("step size eta", eta, C, allow_zero=False)
     s_a = _as_chain_param("label-noise level s", s, C, allow_zero=True)
     rho_a = _as_chain_param("SAM radius rho", rho, C, allow_zero=True)
     if method == "sam" and np.any(rho_a == 0):
-        raise ValueError("1-SAM needs a positive radius rho for every chain")
+        raise vd.InvalidArgumentError("1-SAM needs a positive radius rho for every chain")
 
     noise = ChainNoise(seed, C)
     R = steps // record_every
@@ -274,11 +281,20 @@ def reference_run(theta0, X, y, *, eta: float, s: float, idx, eps, method: str =
     """Plain PyTorch: per step, build ℓ_i, call backward, update. θ0 (m,d), X (n,d), y (n), idx/eps (T,).
     Returns the trajectory (T+1, m, d). Used by the tests and as the benchmark's baseline."""
     a = get_activation(act)
-    theta = torch.as_tensor(np.asarray(theta0), dtype=torch.float64).clone().requires_grad_(True)
-    X = torch.tensor(np.asarray(X), dtype=torch.float64)
-    y = torch.tensor(np.asarray(y), dtype=torch.float64)
+    vd.choice("method", method, tuple(METHODS))
+    eta, s, rho = vd.positive("eta", eta), vd.nonnegative("s", s), vd.nonnegative("rho", rho)
+    th0, X, y = (v[0] for v in _check_batch(*(np.asarray(v)[None] for v in (theta0, X, y))))
+    n = X.shape[0]
+    eps = vd.array("eps", eps, 1, "(T,)")
     idx = np.asarray(idx)
-    eps = np.asarray(eps)
+    ok = np.issubdtype(idx.dtype, np.integer) and bool(((idx >= 0) & (idx < n)).all())
+    if idx.shape != eps.shape or not ok:
+        raise vd.InvalidArgumentError(
+            f"idx must be integers in [0, n = {n}) of the shape of eps {eps.shape}; got "
+            f"{idx.dtype} of shape {idx.shape}")
+    theta = torch.as_tensor(th0, dtype=torch.float64).clone().requires_grad_(True)
+    X = torch.tensor(X, dtype=torch.float64)
+    y = torch.tensor(y, dtype=torch.float64)
     out = [theta.detach().clone()]
 
     def loss_i(th, i, noise):
@@ -305,47 +321,63 @@ def retract_batch(theta, X, y, act: str = "sinh", tol: float = 1e-12, max_iter: 
                   strict: bool = True) -> np.ndarray:
     """Bring every θ^(b) (B, m, d) onto its M^(b) = {f(x_i) = y_i} by damped min-norm Newton steps θ ← θ − Jᵀ(JJᵀ)⁻¹c.
 
-    X (B, n, d), y (B, n). If some θ^(b) is not within ``tol`` after ``max_iter`` steps: raise (``strict``) or
-    return NaN for it."""
+    X (B, n, d), y (B, n). If some θ^(b) is not within ``tol`` after ``max_iter`` steps, or JJᵀ is singular
+    there: raise :class:`~flatbias.manifold.RetractionError` (``strict``) or return NaN for it."""
     a = get_activation(act)
-    th = torch.as_tensor(np.asarray(theta), dtype=torch.float64).clone()
-    Xt = torch.tensor(np.asarray(X), dtype=torch.float64)
-    yt = torch.tensor(np.asarray(y), dtype=torch.float64)
+    th, Xn, yn = _check_batch(theta, X, y, "θ")
+    tol, max_iter = vd.positive("tol", tol), vd.integer("max_iter", max_iter, 0)
+    th = torch.from_numpy(th).clone()
+    Xt = torch.tensor(Xn, dtype=torch.float64)
+    yt = torch.tensor(yn, dtype=torch.float64)
     def residual(t):
         return a.phi(Xt @ t.transpose(-1, -2)).sum(-1) - yt
 
     c = residual(th)
+    dead = torch.zeros(th.shape[0], dtype=torch.bool)  # chains whose JJᵀ was singular or not finite
     for _ in range(max_iter):
-        if float(c.abs().max()) <= tol:
-            return th.numpy()
+        if bool(((c.abs().amax(-1) <= tol) | dead).all()):
+            break
         D = a.d1(Xt @ th.transpose(-1, -2))  # J row i, block j = φ'(z_ij) x_i  ⇒  JJᵀ_ik = (x_iᵀx_k) Σ_j φ'_ij φ'_kj
         G = (Xt @ Xt.transpose(-1, -2)) * (D @ D.transpose(-1, -2))
-        lam = torch.linalg.solve(G, c.unsqueeze(-1)).squeeze(-1)  # (B, n)
+        lam, info = torch.linalg.solve_ex(G, c.unsqueeze(-1))  # a singular G raises nothing: its chain fails
+        lam = lam.squeeze(-1)  # (B, n)
+        singular = (info != 0) | ~torch.isfinite(lam).all(-1)
+        if bool(singular.any()):
+            if strict:
+                bad = singular.nonzero().flatten()[:5].tolist()
+                raise RetractionError(
+                    f"retract_batch: JJᵀ is singular or not finite for chains {bad}: J has rank < n there "
+                    "(n > d, dependent x_i, or φ' = 0); pass strict=False to get NaN for those chains")
+            dead |= singular
+            lam = torch.where(dead[:, None], 0.0, lam)
         step = torch.einsum("bi,bij,bik->bjk", lam, D, Xt)
         norm0 = c.norm(dim=-1)
         t = torch.ones(th.shape[0], dtype=torch.float64)
         for _ in range(40):  # damping: halve the step of the chains whose ‖c‖ would not decrease
             cand = th - t[:, None, None] * step
             c_new = residual(cand)
-            bad = ~(torch.isfinite(c_new).all(-1) & (c_new.norm(dim=-1) < norm0)) & (norm0 > tol)
+            bad = ~(torch.isfinite(c_new).all(-1) & (c_new.norm(dim=-1) < norm0)) & (norm0 > tol) & ~dead
             if not bool(bad.any()):
                 break
             t = torch.where(bad, t / 2, t)
         th, c = cand, c_new
-    failed = c.abs().amax(-1) > tol
+    failed = ~(c.abs().amax(-1) <= tol) | dead  # NaN residuals count as failed
+    if not bool(failed.any()):
+        return th.numpy()
     if not strict:
         th[failed] = float("nan")
         return th.numpy()
-    raise RuntimeError(f"retract_batch: max |f(x_i) - y_i| = {float(c.abs().max()):.3g} > tol after {max_iter} "
-                       "Newton steps; the iterates are too far from M (smaller step or noise)")
+    raise RetractionError(f"retract_batch: max |f(x_i) - y_i| = {float(c.abs().max()):.3g} > tol after "
+                          f"{max_iter} Newton steps; the iterates are too far from M (smaller step or noise)")
 
 
 def closed_form_optimum(theta0, X, y, act: str = "sinh") -> np.ndarray:
     """θ_j* = P_⊥θ_j(0) + Xᵀ(XXᵀ)⁻¹φ⁻¹(y/m) (SPEC §A.5), batched over chains: the point label-noise SGD should reach."""
     a = get_activation(act)
-    th = torch.as_tensor(np.asarray(theta0), dtype=torch.float64)
-    Xt = torch.tensor(np.asarray(X), dtype=torch.float64)
-    yt = torch.tensor(np.asarray(y), dtype=torch.float64)
+    th, Xn, yn = _check_batch(theta0, X, y)
+    th = torch.from_numpy(th)
+    Xt = torch.tensor(Xn, dtype=torch.float64)
+    yt = torch.tensor(yn, dtype=torch.float64)
     m = th.shape[-2]
     pinv = torch.linalg.pinv(Xt)  # (B, d, n)
     proj_perp = torch.eye(Xt.shape[-1], dtype=torch.float64) - pinv @ Xt
@@ -363,6 +395,15 @@ def draw_problems(draws: int, raw_draws: int, m: int = 10, d: int = 3, n: int = 
 
     Returns ``raw_draws`` draws taken as they come, then ``draws`` draws with λ_min(XXᵀ) ≥ ``lam_min`` (our
     conditioning, SPEC §A.8 [P]: near-singular draws converge very slowly), and how many draws were rejected."""
+    draws, raw_draws = vd.integer("draws", draws, 0), vd.integer("raw_draws", raw_draws, 0)
+    m, d, n = vd.integer("m", m, 1), vd.integer("d", d, 1), vd.integer("n", n, 1)
+    seed, lam_min = vd.integer("seed", seed, 0), vd.nonnegative("lam_min", lam_min)
+    if draws + raw_draws == 0:
+        raise vd.InvalidArgumentError("draws + raw_draws must be ≥ 1; got 0 draws")
+    if n > d and lam_min > 0 and draws > 0:
+        raise vd.InvalidArgumentError(
+            f"n = {n} > d = {d}: XXᵀ is singular, so no draw has λ_min(XXᵀ) ≥ lam_min = "
+            f"{lam_min:g}; pass lam_min=0")
     rng = np.random.default_rng(seed)
     Xs, ys, kept_raw, rejected = [], [], 0, 0
     while len(Xs) < raw_draws + draws:
@@ -386,6 +427,10 @@ def collapse(theta0, X, y, *, s_values, steps: int, record_every: int, eta=0.05,
     """Run every (noise level, problem) pair as one chain; project every snapshot onto M; return what the figures use.
 
     Output arrays are indexed (noise level, problem, record, ...)."""
+    s_values = vd.array("s_values", s_values, 1, "(one noise level per entry)")
+    if s_values.size == 0:
+        raise vd.InvalidArgumentError("s_values must hold at least one noise level; got an empty list")
+    theta0, X, y = _check_batch(theta0, X, y)
     S, P = len(s_values), len(X)
     rep = lambda a: np.concatenate([a] * S)  # noqa: E731
     s = np.repeat(np.asarray(s_values, dtype=np.float64), P)
@@ -436,6 +481,10 @@ def extend_until_converged(settings: dict, metrics: dict, target: float = 1e-3, 
     eig2/eig1 or eig3/eig1 on M has not fallen by ``target`` yet, in blocks of ``block`` steps from their projected
     final iterate (a point of M) with a fresh noise stream, up to ``max_steps`` in total. Adds
     ``metrics["extension"]`` (one entry per continued draw) and ``metrics["ratio_drop_final"]``; returns the time."""
+    target, max_steps = vd.probability("target", target, lo_open=True), vd.integer("max_steps", max_steps, 0)
+    block = vd.integer("block", block, 20)
+    if block % 20:
+        raise vd.InvalidArgumentError(f"block must be a multiple of 20 (20 records per block); got {block}")
     X, y = np.array(settings["X"]), np.array(settings["y"])
     drop = np.array(metrics["ratio_drop"])[0]  # (draw, k)
     cond = np.array(metrics["conditioned"])
@@ -485,6 +534,7 @@ def sam_record(path, steps: int = 40_000_000, record_every: int = 400_000, s2: f
                seed: int = 0, progress=None):
     """1-SAM on the 8 well-conditioned draws of :func:`figure1_record`, with the radius whose small-η drift matches
     label-noise SGD at s² = ``s2`` (ρ² = η s²/2, our derivation)."""
+    s2, eta = vd.positive("s2", s2), vd.positive("eta", eta)
     from .records import write_record
 
     prob = draw_problems(8, 4, seed=seed)
@@ -509,17 +559,136 @@ def sam_record(path, steps: int = 40_000_000, record_every: int = 400_000, s2: f
     return write_record(path, "one_sam_collapse", "full", settings, metrics, wall_time_s=wall)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
-
-    p = argparse.ArgumentParser(description="full-scale runs of the label-noise chapters")
+def main(argv=None) -> None:
+    """``python -m flatbias.label_noise {figure1,sam,extend} --out PATH [--steps N]``; a bad argument or a
+    missing record is one line on stderr and exit status 2."""
+    prog = "python -m flatbias.label_noise"
+    p = vd.CliParser(prog=prog, description="full-scale runs of the label-noise chapters")
     p.add_argument("experiment", choices=["figure1", "sam", "extend"])
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=40_000_000)
-    a = p.parse_args()
-    if a.experiment == "figure1":
-        print(figure1_record(a.out, steps=a.steps, record_every=a.steps // 100))
-    elif a.experiment == "extend":
-        print(extend_record(a.out))
-    elif a.experiment == "sam":
-        print(sam_record(a.out, steps=a.steps, record_every=a.steps // 100))
+    p.add_argument("--steps", type=int, default=40_000_000, help="a positive multiple of 100 (100 records)")
+    a = p.parse_args(argv)
+    if a.steps <= 0 or a.steps % 100:
+        p.error(f"argument --steps: must be a positive multiple of 100 (100 records are kept); got {a.steps}")
+    with vd.cli_errors(prog):
+        if a.experiment == "figure1":
+            print(figure1_record(a.out, steps=a.steps, record_every=a.steps // 100))
+        elif a.experiment == "extend":
+            print(extend_record(a.out))
+        elif a.experiment == "sam":
+            print(sam_record(a.out, steps=a.steps, record_every=a.steps // 100))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# checks the chapters make (chapters 06 and 07): the kernel against autograd, SGD against the limiting flow
+
+
+def kernel_reference_gap(theta0, X, y, *, eta, s, steps: int = 300, seed: int = 0, method: str = "sgd", rho=0.0,
+                         act: str = "sinh") -> float:
+    """max |θ_kernel − θ_reference| after ``steps`` steps, over every chain: the compiled kernel (:func:`run`)
+    against :func:`reference_run` (a plain autograd loop) fed the same sample indices and noise.
+
+    A chapter's guard: any error in the kernel's update (a factor, a sign, a dropped term) shows here."""
+    theta0, X, y = _check_batch(theta0, X, y)
+    C, n = theta0.shape[0], X.shape[1]
+    out = run(theta0, X, y, eta=eta, s=s, steps=steps, record_every=steps, seed=seed, method=method, rho=rho,
+              act=act, progress=False)
+    eta_a, s_a, rho_a = (np.broadcast_to(np.asarray(v, dtype=np.float64), (C,)) for v in (eta, s, rho))
+    idx, eps = draw_noise(seed, C, n, steps)
+    gap = 0.0
+    for c in range(C):
+        ref = reference_run(theta0[c], X[c], y[c], eta=float(eta_a[c]), s=float(s_a[c]), idx=idx[c], eps=eps[c],
+                            method=method, rho=float(rho_a[c]), act=act)
+        gap = max(gap, float(np.abs(out.theta[-1, c] - ref[-1].numpy()).max()))
+    return gap
+
+
+def fitted_time_constant(k, F, t_flow, F_flow, F_star: float, floor: float = 0.02) -> float:
+    """The time constant ĉ that maps SGD steps k onto the flow's time: SGD's F_k (on M) is placed at the flow time
+    where the (decreasing) flow has the same F, and ĉ is the least-squares slope through 0 of those times against k.
+
+    Uses the records with k > 0 whose F lies inside the flow's range and above F* + ``floor``·(F_flow(0) − F*)
+    (close to F* the inversion amplifies noise). NaN when no record qualifies."""
+    k, F = np.asarray(k, dtype=np.float64), np.asarray(F, dtype=np.float64)
+    t_flow, F_flow = np.asarray(t_flow, dtype=np.float64), np.asarray(F_flow, dtype=np.float64)
+    if np.any(np.diff(F_flow) > 0):
+        raise ValueError("F_flow must be non-increasing (a gradient flow of F)")
+    use = (k > 0) & (F - F_star > floor * (F_flow[0] - F_star)) & (F < F_flow[0]) & (F > F_flow[-1])
+    if not use.any():
+        return float("nan")
+    t_hat = np.interp(-F[use], -F_flow, t_flow)  # invert the decreasing F_flow
+    return float((t_hat * k[use]).sum() / (k[use] ** 2).sum())
+
+
+def gap_to_flow(k, F, c: float, t_flow, F_flow, F_star: float) -> float:
+    """max_k |F_k − F_flow(c k)| / (F_flow(0) − F*) over the records with c k inside the flow's time range."""
+    k, F = np.asarray(k, dtype=np.float64), np.asarray(F, dtype=np.float64)
+    t = c * k
+    use = t <= np.asarray(t_flow)[-1]
+    ref = np.interp(t[use], t_flow, F_flow)
+    return float(np.max(np.abs(F[use] - ref)) / (F_flow[0] - F_star))
+
+
+def slope_ci(x, Y, level: float = 0.95) -> dict:
+    """Least-squares slope of log Y against log x for every row of Y (rows: independent data draws), then the
+    mean slope over rows, its standard error and a ``level`` Student-t interval (NaN with fewer than two rows or
+    a non-positive Y)."""
+    from scipy import stats
+
+    x = np.log(np.asarray(x, dtype=np.float64))
+    Y = np.atleast_2d(np.asarray(Y, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logY = np.where(Y > 0, np.log(np.where(Y > 0, Y, 1.0)), np.nan)
+    xc = x - x.mean()
+    slopes = ((logY - logY.mean(1, keepdims=True)) * xc).sum(1) / (xc**2).sum()
+    R = len(slopes)
+    mean = float(slopes.mean())
+    se = float(slopes.std(ddof=1) / np.sqrt(R)) if R > 1 else float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, R - 1)) * se if R > 1 else float("nan")
+    return {"slopes": slopes.tolist(), "mean": mean, "se": se, "lo": mean - half, "hi": mean + half}
+
+
+def sharpness_flow(theta0, X, y, *, t_max: float, n_eval: int = 6001, act: str = "sinh", rtol: float = 1e-10,
+                   atol: float = 1e-12) -> dict:
+    """The Riemannian gradient flow dθ/dτ = −grad_M F(θ) of the sharpness on M, from θ0 (retracted onto M first;
+    θ0 (m, d), X (n, d), y (n)), integrated by scipy's DOP853 (8th order, adaptive) to τ = ``t_max``, read at
+    ``n_eval`` equally spaced times. grad_M F is :mod:`flatbias.riemannian`'s closed form.
+
+    The state also carries E(τ) = ∫₀^τ ‖grad_M F‖² dt, so the energy identity F(τ) − F(0) = −E(τ) of an exact
+    gradient flow can be checked against F computed independently (``twolayer``). Returns a dict: ``t``, ``F``
+    (on the grid), ``energy`` (E on the grid), ``residual`` (max |f(x_i) − y_i| along the grid), ``theta`` (final),
+    ``nfev``. Much cheaper than :func:`riemannian.descent` with a small fixed step (SPEC §A.6)."""
+    from scipy.integrate import solve_ivp
+
+    from . import manifold, riemannian, twolayer
+
+    a = get_activation(act)
+    th0, Xn, yn = (v[0] for v in _check_batch(np.asarray(theta0)[None], np.asarray(X)[None], np.asarray(y)[None]))
+    t_max, n_eval = vd.positive("t_max", t_max), vd.integer("n_eval", n_eval, 2)
+    rtol, atol = vd.positive("rtol", rtol), vd.positive("atol", atol)
+    Xt, yt = torch.tensor(Xn, dtype=torch.float64), torch.tensor(yn, dtype=torch.float64)
+    theta = manifold._retract(torch.tensor(th0, dtype=torch.float64), Xt, yt, a)
+    shape, size = tuple(theta.shape), theta.numel()
+
+    def rhs(_t, v):
+        th = torch.from_numpy(v[:size].reshape(shape))
+        g, _ = riemannian._grad(riemannian._parts(th, Xt, a, None), Xt)
+        g = g.numpy().ravel()
+        return np.concatenate([-g, [g @ g]])
+
+    t = np.linspace(0.0, t_max, n_eval)
+    sol = solve_ivp(rhs, (0.0, t_max), np.concatenate([theta.numpy().ravel(), [0.0]]), method="DOP853",
+                    t_eval=t, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise RuntimeError(f"sharpness_flow: the integrator failed ({sol.message})")
+    ths = torch.from_numpy(np.ascontiguousarray(sol.y[:size].T.reshape(n_eval, *shape)))
+    Z = ths @ Xt.T  # (T, m, n): z_ij = θ_jᵀx_i, transposed
+    F = ((Xt**2).sum(1) * (a.d1(Z) ** 2).sum(1)).sum(-1).numpy()
+    residual = float((a.phi(Z).sum(1) - yt).abs().max())
+    F_ends = [float(twolayer._sharpness(ths[i], Xt, a, None)) for i in (0, -1)]
+    return {"t": t, "F": F, "energy": sol.y[size], "residual": residual, "F_ends": F_ends,
+            "theta": ths[-1].numpy(), "nfev": int(sol.nfev)}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import twolayer
+from . import validate as vd
 from .activations import Activation
 
 
@@ -24,11 +25,13 @@ class RetractionError(RuntimeError):
 
 def constraints(theta, X, y, act: str | Activation, a=None) -> torch.Tensor:
     """c(θ) = (f_θ(x_i) − y_i)_i."""
-    return twolayer.forward(theta, X, act, a) - y
+    return twolayer._forward(theta, X, twolayer.check_inputs(theta, X, act, a, y), a) - y
 
 
 def check_data(X: torch.Tensor, rtol: float = 1e-10) -> None:
     """Paper 1 (Assumption 3.2) needs linearly independent x_i, hence n ≤ d: raise if they are not."""
+    vd.tensor("X", X, 2, "(n, d)")
+    vd.nonnegative("rtol", rtol)
     n, d = X.shape
     s = torch.linalg.svdvals(X)
     rank = int((s > rtol * s[0]).sum()) if s.numel() else 0
@@ -40,31 +43,48 @@ def check_data(X: torch.Tensor, rtol: float = 1e-10) -> None:
 
 def check_gram(G: torch.Tensor, rtol: float = 1e-14) -> torch.Tensor:
     """Return G = JJᵀ unchanged if it is numerically positive definite; else a clear :class:`RankDeficientError`."""
-    ev = torch.linalg.eigvalsh(G)
-    if not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300):
+    vd.tensor("G", G, 2, "(n, n)", finite=False)
+    vd.shape("G", G, (G.shape[0], G.shape[0]), "(square)")
+    return _check_gram(G, vd.nonnegative("rtol", rtol))
+
+
+def _check_gram(G: torch.Tensor, rtol: float) -> torch.Tensor:
+    try:  # no extra work on the success path: NaN/inf entries are diagnosed when eigvalsh fails or returns NaN
+        ev = torch.linalg.eigvalsh(G)
+    except torch.linalg.LinAlgError:
+        ev = None
+    if ev is None or not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300):
+        if not bool(torch.isfinite(G).all()):
+            raise RankDeficientError(
+                f"JJᵀ (n = {G.shape[0]}) has NaN or inf entries: θ left the region where φ' is finite (a step "
+                "that was too large, or weights that overflow), so M is not a smooth manifold there")
+        lo, hi = (float("nan"), float("nan")) if ev is None else (float(ev[0]), float(ev[-1]))
         raise RankDeficientError(
             f"the constraint Jacobian J has (numerically) rank < n = {G.shape[0]} (eigenvalues of JJᵀ from "
-            f"{float(ev[0]):.3g} to {float(ev[-1]):.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
+            f"{lo:.3g} to {hi:.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
             "vanishes (e.g. the cube activation at z = 0). M is not a smooth manifold at this θ.")
     return G
 
 
 def _gram(J: torch.Tensor, rtol: float) -> torch.Tensor:
-    return check_gram(J @ J.T, rtol)
+    return _check_gram(J @ J.T, rtol)
 
 
 def project_tangent(theta, v, X, act: str | Activation, a=None, rtol: float = 1e-14) -> torch.Tensor:
     """P_T v = v − Jᵀ(JJᵀ)⁻¹J v for v of θ's shape (m × d)."""
-    J = twolayer.jacobian(theta, X, act, a)
-    G = _gram(J, rtol)
+    act = twolayer.check_inputs(theta, X, act, a)
+    vd.tensor("v", v)
+    vd.shape("v", v, tuple(theta.shape), "(the shape of θ)")
+    J = twolayer._jacobian(theta, X, act, a)
+    G = _gram(J, vd.nonnegative("rtol", rtol))
     w = v.reshape(-1)
     return (w - J.T @ torch.linalg.solve(G, J @ w)).reshape(theta.shape)
 
 
 def tangent_projector(theta, X, act: str | Activation, a=None, rtol: float = 1e-14) -> torch.Tensor:
     """The dense projector P_T = I − Jᵀ(JJᵀ)⁻¹J onto T_θM (md × md); for tests and small problems."""
-    J = twolayer.jacobian(theta, X, act, a)
-    G = _gram(J, rtol)
+    J = twolayer._jacobian(theta, X, twolayer.check_inputs(theta, X, act, a), a)
+    G = _gram(J, vd.nonnegative("rtol", rtol))
     eye = torch.eye(J.shape[1], dtype=J.dtype, device=J.device)
     return eye - J.T @ torch.linalg.solve(G, J)
 
@@ -77,18 +97,28 @@ def retract(theta, X, y, act: str | Activation, a=None, tol: float = 1e-12, max_
     halved while it would increase ‖c‖. Raises :class:`RetractionError` if the tolerance is not met
     in ``max_iter`` steps and :class:`RankDeficientError` if J loses rank on the way.
     """
+    act = twolayer.check_inputs(theta, X, act, a, y)
+    tol, max_iter = vd.positive("tol", tol), vd.integer("max_iter", max_iter, 0)
+    return _retract(theta, X, y, act, a, tol, max_iter, vd.nonnegative("rtol", rtol))
+
+
+def _retract(theta, X, y, act: Activation, a=None, tol: float = 1e-12, max_iter: int = 60,
+             rtol: float = 1e-14) -> torch.Tensor:
+    def cons(t):
+        return twolayer._forward(t, X, act, a) - y
+
     theta = theta.clone()
-    c = constraints(theta, X, y, act, a)
+    c = cons(theta)
     for _ in range(max_iter):
         err = float(c.abs().max())
         if err <= tol:
             return theta
-        J = twolayer.jacobian(theta, X, act, a)
+        J = twolayer._jacobian(theta, X, act, a)
         step = (J.T @ torch.linalg.solve(_gram(J, rtol), c)).reshape(theta.shape)
         t, norm0 = 1.0, float(c.norm())
         for _ in range(40):
             cand = theta - t * step
-            c_new = constraints(cand, X, y, act, a)
+            c_new = cons(cand)
             if bool(torch.isfinite(c_new).all()) and float(c_new.norm()) < norm0:
                 break
             t /= 2
@@ -106,8 +136,33 @@ def retract(theta, X, y, act: str | Activation, a=None, tol: float = 1e-12, max_
 def random_point(X, y, act: str | Activation, m: int, generator: torch.Generator, a=None, init_std: float | None = None,
                  tol: float = 1e-12) -> torch.Tensor:
     """A random point of M: θ_j ~ N(0, init_std² I) (default init_std = 1/√d), then :func:`retract`."""
+    m = vd.integer("m", m, 1)
+    vd.generator("generator", generator)
+    std = None if init_std is None else vd.positive("init_std", init_std)
+    tol = vd.positive("tol", tol)
+    d = vd.tensor("X", X, 2, "(n, d)").shape[1]
+    act = twolayer.check_inputs(torch.zeros(m, d, dtype=X.dtype, device=X.device), X, act, a, y)
     check_data(X)
-    d = X.shape[1]
-    std = d**-0.5 if init_std is None else init_std
+    std = d**-0.5 if std is None else std
     theta0 = std * torch.randn(m, d, generator=generator, dtype=X.dtype).to(X.device)
-    return retract(theta0, X, y, act, a, tol=tol)
+    return _retract(theta0, X, y, act, a, tol=tol)
+
+
+def from_preactivations(Z, X, theta=None) -> torch.Tensor:
+    """The θ (m × d) with θ_jᵀx_i = Z_ij for all i, j, keeping ``theta``'s component ⊥ span{x_i}.
+
+    θ_j = P_⊥θ_j + Xᵀ(XXᵀ)⁻¹Z_{:,j} (with ``theta`` None the component ⊥ span{x_i} is 0: the minimum-norm
+    solution). Needs linearly independent x_i (n ≤ d). Whether θ lies on M depends on Z only: a point of M
+    with prescribed pre-activations (e.g. all positive) needs no retraction, which could change their signs.
+    """
+    vd.tensor("X", X, 2, "(n, d)")
+    vd.tensor("Z", Z, 2, "(n, m)")
+    vd.shape("Z", Z, (X.shape[0], Z.shape[1]), "(n, m) with X's n rows")
+    check_data(X)
+    K = X @ X.T
+    base = torch.linalg.solve(K, Z).T @ X
+    if theta is None:
+        return base
+    vd.tensor("theta", theta, 2, "(m, d)")
+    vd.shape("theta", theta, (Z.shape[1], X.shape[1]), "(m, d)")
+    return theta - torch.linalg.solve(K, X @ theta.T).T @ X + base

@@ -84,14 +84,18 @@ def _per_sample_gradients(theta, X):
 def gram(p: Parts) -> torch.Tensor:
     """g_iᵀg_j = (ΦΦᵀ)_ij + K_ij (A diag(W2²) Aᵀ)_ij."""
     if not isinstance(p, Parts):
-        raise vd.ArgumentTypeError(f"p must be the Parts from relu_hessian.parts(θ, X, y); got {type(p).__name__}")
+        raise vd.ArgumentTypeError(
+            f"p must be the Parts from relu_hessian.parts(θ, X, y); got {type(p).__name__}")
     K = p.Xt @ p.Xt.T
     return p.Phi @ p.Phi.T + K * ((p.A * p.W2**2) @ p.A.T)
 
 
 def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
     """The n×n matrix tr(H_iH_j) of the per-sample Hessians of ℓ_i = (f_i − y_i)², residual terms included."""
-    p = parts(theta, X, y, h=h)
+    return _trace_products(parts(theta, X, y, h=h))
+
+
+def _trace_products(p: Parts) -> torch.Tensor:
     K = p.Xt @ p.Xt.T
     Gm = p.Phi @ p.Phi.T + K * ((p.A * p.W2**2) @ p.A.T)
     Q = 2 * K * ((p.Phi * p.W2) @ p.A.T)   # Q_ij = g_iᵀ ∇²f_j g_i
@@ -103,7 +107,10 @@ def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: 
 def per_sample_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
                           h: int | None = None) -> torch.Tensor:
     """λ_1(H_i) for every i in closed form (see the module docstring), shape (n,)."""
-    p = parts(theta, X, y, h=h)
+    return _per_sample_lambda_max(parts(theta, X, y, h=h))
+
+
+def _per_sample_lambda_max(p: Parts) -> torch.Tensor:
     norm_xt = p.Xt.norm(dim=1, keepdim=True)           # ‖x̃_i‖
     plus = p.A * (p.Phi + p.W2 * norm_xt) ** 2 / 2
     minus = p.A * (p.Phi - p.W2 * norm_xt) ** 2 / 2
@@ -127,13 +134,15 @@ class Coherence:
 def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> Coherence:
     """Exact coherence of the per-sample Hessians (SPEC §B.2), residual terms included. Pass ``h`` to check that
     θ has the width you built it with (a θ built for another input width can otherwise fit X by accident)."""
-    TT = trace_products(theta, X, y, h=h)
+    p = parts(theta, X, y, h=h)
+    TT = _trace_products(p)
     neg = int((TT < 0).sum())
     S = torch.sqrt(torch.clamp(TT, min=0.0))
     lam_S = float(torch.linalg.eigvalsh(S)[-1])
-    lam_H = float(per_sample_lambda_max(theta, X, y).max())
+    lam_H = float(_per_sample_lambda_max(p).max())
     if lam_H <= 0:
-        raise vd.InvalidArgumentError("every per-sample Hessian is zero (no active unit on any point): the coherence is undefined")
+        raise vd.InvalidArgumentError(
+            "every per-sample Hessian is zero (no active unit on any point): the coherence is undefined")
     return Coherence(lam_S / lam_H, lam_S, lam_H, S, neg)
 
 
@@ -157,8 +166,9 @@ def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         if not isinstance(v, torch.Tensor) or v.shape != theta.shape:
-            raise vd.InvalidArgumentError(f"v must be a tensor of θ's shape {vd.fmt_shape(theta.shape)}; got "
-                                          f"{vd.fmt_shape(v.shape) if isinstance(v, torch.Tensor) else type(v)}")
+            raise vd.InvalidArgumentError(
+                f"v must be a tensor of θ's shape {vd.fmt_shape(theta.shape)}; got "
+                f"{vd.fmt_shape(v.shape) if isinstance(v, torch.Tensor) else type(v)}")
         Vt = torch.cat([v[: h * d].reshape(h, d), v[h * d: h * d + h, None]], 1)  # [V1 | vb]
         v2 = v[h * d + h:]
         gn = G.T @ (G @ v)
@@ -250,7 +260,8 @@ def gram_factor(K: torch.Tensor) -> torch.Tensor:
     vd.shape("K", K, (K.shape[0], K.shape[0]), "(a square Gram matrix)")
     lam, V = torch.linalg.eigh(0.5 * (K + K.T))
     if float(lam[0]) < -1e-9 * max(1.0, float(lam[-1])):
-        raise vd.InvalidArgumentError(f"K is not positive semidefinite (smallest eigenvalue {float(lam[0]):.3g})")
+        raise vd.InvalidArgumentError(
+            f"K is not positive semidefinite (smallest eigenvalue {float(lam[0]):.3g})")
     return V * lam.clamp_min(0).sqrt()
 
 

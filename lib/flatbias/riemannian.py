@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from . import manifold, twolayer
+from . import validate as vd
 from .activations import Activation, get_activation
 
 
@@ -56,7 +57,7 @@ class _Parts:
 
 def _parts(theta, X, act, a) -> _Parts:
     act = get_activation(act)
-    Z = twolayer.preactivations(theta, X)
+    Z = twolayer._z(theta, X)
     a = twolayer._a(theta, a)
     d1, d2, d3 = act.d1(Z), act.d2(Z), act.d3(Z)
     A = d1 * a
@@ -66,7 +67,7 @@ def _parts(theta, X, act, a) -> _Parts:
 
 def _solve_gram(G: torch.Tensor, rhs: torch.Tensor, rtol: float = 1e-14) -> torch.Tensor:
     """(JJᵀ)⁻¹ rhs, with a clear error where J loses rank (then M is not a manifold at θ)."""
-    return torch.linalg.solve(manifold.check_gram(G, rtol), rhs)
+    return torch.linalg.solve(manifold._check_gram(G, rtol), rhs)
 
 
 def _J(p: _Parts, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -81,6 +82,7 @@ def _JT(p: _Parts, X: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 
 def euclidean_grad(theta, X, act: str | Activation, a=None) -> torch.Tensor:
     """∇F, block j = Σ_i 2‖x_i‖² a_j² φ'(z_ij) φ''(z_ij) x_i (SPEC §A.4)."""
+    act = twolayer.check_inputs(theta, X, act, a)
     p = _parts(theta, X, act, a)
     return _egrad(p, X)
 
@@ -91,6 +93,7 @@ def _egrad(p: _Parts, X) -> torch.Tensor:
 
 def multipliers(theta, X, act: str | Activation, a=None) -> torch.Tensor:
     """The least-squares multipliers λ = (JJᵀ)⁻¹ J ∇F (shape n) of Lemma 4.5."""
+    act = twolayer.check_inputs(theta, X, act, a)
     p = _parts(theta, X, act, a)
     return _solve_gram(p.G, _J(p, X, _egrad(p, X)))
 
@@ -103,6 +106,7 @@ def _grad(p: _Parts, X) -> tuple[torch.Tensor, torch.Tensor]:
 
 def grad(theta, X, act: str | Activation, a=None) -> torch.Tensor:
     """grad_M F = ∇F − Jᵀλ = P_T ∇F (shape m × d), the Riemannian gradient of F on M (Lemma 4.5)."""
+    act = twolayer.check_inputs(theta, X, act, a)
     return _grad(_parts(theta, X, act, a), X)[0]
 
 
@@ -112,6 +116,7 @@ def _weights(p: _Parts, lam: torch.Tensor) -> torch.Tensor:
 
 def hessian_weights(theta, X, act: str | Activation, a=None) -> torch.Tensor:
     """w_ij = 2‖x_i‖² a_j²(φ''² + φ'φ''') − λ_i a_j φ'' (n × m): vᵀ Hess_M F v = Σ_ij w_ij (x_iᵀv_j)² on T_θM."""
+    act = twolayer.check_inputs(theta, X, act, a)
     p = _parts(theta, X, act, a)
     return _weights(p, _grad(p, X)[1])
 
@@ -122,6 +127,9 @@ def _project(p: _Parts, X, v) -> torch.Tensor:
 
 def hess_vec(theta, v, X, act: str | Activation, a=None) -> torch.Tensor:
     """Hess_M F[v] = P_T Σ_i w_ij (x_iᵀv_j) x_i (Lemma 4.5) for v of shape (m, d); v is first projected onto T_θM."""
+    act = twolayer.check_inputs(theta, X, act, a)
+    vd.tensor("v", v)
+    vd.shape("v", v, tuple(theta.shape), "(the shape of θ)")
     p = _parts(theta, X, act, a)
     w = _weights(p, _grad(p, X)[1])
     v = _project(p, X, v)
@@ -157,6 +165,7 @@ def tangent_basis(theta, X, act: str | Activation, a=None, span_only: bool = Fal
     Columns are flattened row-major like θ; the first mn − n columns span T^span, the rest (v_j ⊥ span{x_i})
     complete it to T_θM. :func:`hess_matrix` uses this basis.
     """
+    act = twolayer.check_inputs(theta, X, act, a)
     m, d = theta.shape
     n = X.shape[0]
     _, Q, Qperp, _, Nb = _span_parts(theta, X, act, a)
@@ -176,6 +185,10 @@ def hess_matrix(theta, X, act: str | Activation, a=None, span_only: bool = False
     In b-coordinates (v_j = Q b_j) the Lagrangian Hessian is block diagonal with blocks Cᵀdiag(w_:j)C; the
     directions ⊥ span{x_i} contribute a zero block of size m(d − n) (omitted with ``span_only``).
     """
+    return _hess_matrix(theta, X, twolayer.check_inputs(theta, X, act, a), a, span_only)
+
+
+def _hess_matrix(theta, X, act, a, span_only: bool) -> torch.Tensor:
     m, d = theta.shape
     n = X.shape[0]
     p, Q, Qperp, C, Nb = _span_parts(theta, X, act, a)
@@ -197,13 +210,21 @@ def lambda_min(theta, X, act: str | Activation, a=None, span_only: bool = False)
 
     On the full tangent space it is ≤ 0 whenever d > n (the directions ⊥ span{x_i} are flat).
     """
-    return float(torch.linalg.eigvalsh(hess_matrix(theta, X, act, a, span_only=True))[0]) if span_only or \
-        X.shape[0] == X.shape[1] else min(0.0, lambda_min(theta, X, act, a, span_only=True))
+    return _lambda_min(theta, X, twolayer.check_inputs(theta, X, act, a), a, span_only)
+
+
+def _lambda_min(theta, X, act, a, span_only: bool) -> float:
+    return float(torch.linalg.eigvalsh(_hess_matrix(theta, X, act, a, span_only=True))[0]) if span_only or \
+        X.shape[0] == X.shape[1] else min(0.0, _lambda_min(theta, X, act, a, span_only=True))
 
 
 def lambda_max(theta, X, act: str | Activation, a=None) -> float:
     """Largest eigenvalue of Hess_M F on T_θM (the curvature that limits a stable step, h < 2/λ_max)."""
-    return max(0.0, float(torch.linalg.eigvalsh(hess_matrix(theta, X, act, a, span_only=True))[-1]))
+    return _lambda_max(theta, X, twolayer.check_inputs(theta, X, act, a), a)
+
+
+def _lambda_max(theta, X, act, a) -> float:
+    return max(0.0, float(torch.linalg.eigvalsh(_hess_matrix(theta, X, act, a, span_only=True))[-1]))
 
 
 @dataclass
@@ -238,22 +259,26 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
     Stops when ‖grad_M F‖ ≤ tol, after ``max_steps`` steps, or when t ≥ ``max_time``. Logs every ``log_every``
     steps and at the last one. ``progress``: tqdm bar (None: only on a terminal).
     """
-    act = get_activation(act)
-    manifold.check_data(X)
-    if not act.satisfies_assumption_3_1:
-        pass  # allowed: the chapters probe activations outside Assumption 3.1 on purpose; the theorems don't apply
-    theta = manifold.retract(theta0, X, y, act, a)
-    adaptive = step is None or step == "auto"
+    act = twolayer.check_inputs(theta0, X, act, a, y, theta_name="θ0")
+    adaptive = step is None or (isinstance(step, str) and step == "auto")
     if not adaptive:
-        h = float(step)
-        if not (h > 0 and math.isfinite(h)):
-            raise ValueError(f"step must be a positive finite number, None or 'auto'; got {step!r}")
-    else:
-        lmax = lambda_max(theta, X, act, a)
+        if isinstance(step, str):
+            raise vd.InvalidArgumentError(
+                f"step must be a positive finite number, None or 'auto'; got {step!r}")
+        h = vd.positive("step", step, why="(a positive finite number, None or 'auto')")
+    tol, max_steps = vd.nonnegative("tol", tol), vd.integer("max_steps", max_steps, 0)
+    log_every = vd.integer("log_every", log_every, 1)
+    max_time = vd.number("max_time", max_time, 0.0, allow_inf=True)
+    h_max = None if h_max is None else vd.positive("h_max", h_max)
+    manifold.check_data(X)
+    # activations outside Assumption 3.1 are allowed (the chapters probe them); the theorems don't apply
+    theta = manifold._retract(theta0, X, y, act, a)
+    if adaptive:
+        lmax = _lambda_max(theta, X, act, a)
         h = 1.0 / max(lmax, 1e-12)
         h_max = 10.0 * h if h_max is None else h_max
     rule = "Armijo backtracking (adaptive)" if adaptive else f"fixed h = {h:g}"
-    F_of = lambda th: float(twolayer.sharpness(th, X, act, a))  # noqa: E731
+    F_of = lambda th: float(twolayer._sharpness(th, X, act, a))  # noqa: E731
 
     traj = Trajectory([], [], [], [] if with_lambda_min else None, theta, [] if keep_thetas else None, 0, False, rule)
     t, F, F0, rises = 0.0, F_of(theta), F_of(theta), 0
@@ -264,7 +289,7 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
         traj.grad_norm.append(gnorm)
         traj.h.append(h)
         if with_lambda_min:
-            traj.lambda_min.append(lambda_min(theta, X, act, a, span_only=lambda_min_span_only))
+            traj.lambda_min.append(_lambda_min(theta, X, act, a, lambda_min_span_only))
         if keep_thetas:
             traj.thetas.append(theta.clone())
 
@@ -288,14 +313,14 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
             if adaptive:
                 for _ in range(60):
                     try:
-                        cand = manifold.retract(theta - h * g, X, y, act, a)
+                        cand = manifold._retract(theta - h * g, X, y, act, a)
                         F_new = F_of(cand)
                     except (manifold.RetractionError, manifold.RankDeficientError):
                         F_new = math.inf
                     if F_new <= F - 0.5 * h * gnorm**2:
                         break  # Armijo
                     if 0.5 * h * gnorm**2 < 1e-12 * abs(F) and F_new <= F + 1e-13 * abs(F) and \
-                            float(grad(cand, X, act, a).norm()) < gnorm:
+                            float(_grad(_parts(cand, X, act, a), X)[0].norm()) < gnorm:
                         break  # round-off floor of F: accept a step that does not raise F and shrinks ‖grad‖
                     h /= 2
                 else:
@@ -306,7 +331,7 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
                 h = min(1.2 * h, h_max)
             else:
                 try:
-                    cand = manifold.retract(theta - h * g, X, y, act, a)
+                    cand = manifold._retract(theta - h * g, X, y, act, a)
                 except (manifold.RetractionError, manifold.RankDeficientError) as exc:
                     raise StepSizeError(_diverge_msg(h, k, theta, X, act, a, f"the retraction failed ({exc})")) from exc
                 F_new = F_of(cand)
@@ -327,7 +352,7 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
 
 def _diverge_msg(h, k, theta, X, act, a, what) -> str:
     try:
-        lmax = lambda_max(theta, X, act, a)
+        lmax = _lambda_max(theta, X, act, a)
         hint = f"λ_max(Hess_M F) ≈ {lmax:.3g} here, so use h < 2/λ_max ≈ {2 / lmax:.3g} (or step=None for the adaptive rule)"
     except Exception:  # noqa: BLE001 - the hint is best effort
         hint = "use a smaller step (or step=None for the adaptive rule)"

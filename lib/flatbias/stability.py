@@ -28,54 +28,57 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import validate as vd
 from .coherence import check_gradients, check_psd_family, coherence, coherence_from_gradients
 
 METHODS = ("sgd", "random", "sam")
 SAMPLINGS = ("without_replacement", "bernoulli")
+ALGORITHMS = ("auto", "dense", "lanczos", "power", "arnoldi")
 #: dense Kronecker operator up to this (range) dimension r (matrix r² × r²); matrix-free above
 DENSE_MAX_DIM = 30
 
 
 # ---------------------------------------------------------------------------------------------- checks
 def _check_eta(eta: float) -> float:
-    eta = float(eta)
-    if not (math.isfinite(eta) and eta > 0):
-        raise ValueError(f"the learning rate η must be a finite number > 0, got {eta}")
-    return eta
+    return vd.positive("eta (the learning rate η)", eta)
 
 
 def _check_batch(B: int, n: int) -> int:
-    if isinstance(B, bool) or int(B) != B:
-        raise ValueError(f"the batch size B must be an integer, got {B!r}")
-    B = int(B)
-    if not 1 <= B <= n:
-        raise ValueError(f"the batch size B must satisfy 1 ≤ B ≤ n = {n} (the number of samples), got B = {B}")
-    return B
+    return vd.batch_size(B, n)
 
 
 def _check_method(method: str, sampling: str, rho_over_alpha: float) -> float:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
-    r = float(rho_over_alpha)
-    if not (math.isfinite(r) and r >= 0):
-        raise ValueError(f"ρ/α must be a finite number ≥ 0, got {rho_over_alpha}")
+    vd.choice("method", method, METHODS)
+    vd.choice("sampling", sampling, SAMPLINGS)
+    r = vd.nonnegative("rho_over_alpha (ρ/α)", rho_over_alpha)
     if method != "sam" and r != 0:
-        raise ValueError(f"ρ/α = {r} only makes sense with method='sam' (got method={method!r})")
+        raise vd.InvalidArgumentError(f"ρ/α = {r} only makes sense with method='sam' (got method={method!r})")
     return r
+
+
+def _check_op(op) -> None:
+    if not isinstance(op, MeanSquareOperator):
+        raise vd.ArgumentTypeError(f"op must be a MeanSquareOperator (from mean_square_operator); "
+                                   f"got {type(op).__name__}")
+
+
+def _check_W0(W0, d: int, name: str = "W0") -> torch.Tensor:
+    vd.tensor(name, W0, 2, "(d, d)")
+    return vd.shape(name, W0, (d, d), f"to match H's d = {d}")
 
 
 def sampling_coefficients(n: int, B: int, sampling: str = "without_replacement") -> tuple[float, float]:
     """(a, c) of 𝒯 (SPEC §B.4): E[K̂XK̂ᵀ] = a K̄XK̄ᵀ + c Σ_i K_iXK_iᵀ."""
+    n = vd.integer("n", n, 1)
     B = _check_batch(B, n)
+    vd.choice("sampling", sampling, SAMPLINGS)
     if sampling == "bernoulli":
         return 1.0, (n - B) / (n * n * B)
     if sampling == "without_replacement":
         if n == 1:
             return 1.0, 0.0
         return (B - 1) * n / (B * (n - 1)), (n - B) / (B * n * (n - 1))
-    raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
+    raise vd.InvalidArgumentError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
 
 
 # ---------------------------------------------------------------------------------------------- the family
@@ -123,7 +126,7 @@ def family(H: torch.Tensor, restrict: bool = True) -> Family:
     if restrict:
         Q = _range_basis(Hbar)
         if Q.shape[1] == 0:
-            raise ValueError("every H_i is zero: there is nothing to be stable or unstable")
+            raise vd.InvalidArgumentError("every H_i is zero: there is nothing to be stable or unstable")
         H = Q.T @ H @ Q
         Hbar = H.mean(0)
     return Family(Hbar=0.5 * (Hbar + Hbar.T), H=H)
@@ -137,7 +140,7 @@ def family_rank_one(G: torch.Tensor, c: float = 2.0) -> Family:
     Us, s, _ = torch.linalg.svd(G, full_matrices=False)
     keep = s > 1e-10 * max(float(s[0]), 1e-300)
     if not bool(keep.any()):
-        raise ValueError("every gradient g_i is zero: there is nothing to be stable or unstable")
+        raise vd.InvalidArgumentError("every gradient g_i is zero: there is nothing to be stable or unstable")
     U = Us[:, keep] * s[keep]  # (n, r): U Uᵀ = G Gᵀ
     Hbar = c * U.T @ U / U.shape[0]
     return Family(Hbar=Hbar, U=U, c=float(c))
@@ -212,6 +215,7 @@ def symmetrized(op: MeanSquareOperator) -> MeanSquareOperator:
     for ⟨X, Y⟩ = tr(XY), so its eigenvalues are real and ρ(𝒯) = λ_max (𝒯 is positive: its Perron root is
     its largest eigenvalue). For SGD (ρ/α = 0) this returns ``op`` unchanged.
     """
+    _check_op(op)
     if not op.rho_over_alpha:
         return op
     fam = op.fam
@@ -230,6 +234,7 @@ def radius_lanczos(op: MeanSquareOperator, tol: float = 1e-12) -> float:
     each step is one application X ↦ 𝒯(X), O(n r²) for rank-one families."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
+    tol = vd.positive("tol", tol)
     op = symmetrized(op)
     r = op.fam.r
     if r <= 2:
@@ -247,6 +252,7 @@ def radius_lanczos(op: MeanSquareOperator, tol: float = 1e-12) -> float:
 
 def radius_dense(op: MeanSquareOperator) -> float:
     """ρ(𝒯) from the eigenvalues of the r² × r² matrix (small r)."""
+    _check_op(op)
     return float(torch.linalg.eigvals(op.dense()).abs().max())
 
 
@@ -257,6 +263,8 @@ def radius_power(op: MeanSquareOperator, tol: float = 1e-10, max_iter: int = 50_
     the Perron root at twice the rate of the iterate. Stops when the estimate changes by less than ``tol``
     (relative) for ``patience`` consecutive steps. Slow when eigenvalues cluster near ρ: prefer 'lanczos'.
     """
+    tol, max_iter = vd.positive("tol", tol), vd.integer("max_iter", max_iter, 1)
+    patience = vd.integer("patience", patience, 1)
     op = symmetrized(op)
     X = torch.eye(op.fam.r, dtype=torch.float64) / math.sqrt(op.fam.r)
     est, calm = float("nan"), 0
@@ -278,6 +286,8 @@ def radius_arnoldi(op: MeanSquareOperator, tol: float = 1e-12) -> float:
     """ρ(𝒯) by ARPACK (implicitly restarted Arnoldi) on the matrix-free map vec(X) ↦ vec(𝒯(X))."""
     from scipy.sparse.linalg import LinearOperator, eigs
 
+    _check_op(op)
+    tol = vd.positive("tol", tol)
     r = op.fam.r
     if r * r <= 4:
         return radius_dense(op)
@@ -302,7 +312,8 @@ def _radius(op: MeanSquareOperator, algorithm: str) -> float:
         return radius_power(op)
     if algorithm == "arnoldi":
         return radius_arnoldi(op)
-    raise ValueError(f"unknown algorithm {algorithm!r}; use 'auto', 'dense', 'lanczos', 'power' or 'arnoldi'")
+    raise vd.InvalidArgumentError(
+        f"unknown algorithm {algorithm!r}; use one of {', '.join(map(repr, ALGORITHMS))}")
 
 
 def spectral_radius(H: torch.Tensor, eta: float, B: int, method: str = "sgd", sampling: str = "without_replacement",
@@ -313,6 +324,7 @@ def spectral_radius(H: torch.Tensor, eta: float, B: int, method: str = "sgd", sa
     'lanczos' (matrix-free, on the self-adjoint form), 'power' (matrix-free power iteration, X kept PSD),
     'arnoldi' (matrix-free ARPACK on the non-symmetric form) or 'auto' (dense for r ≤ 30, else lanczos).
     """
+    vd.choice("algorithm", algorithm, ALGORITHMS)
     B = _check_batch(B, check_psd_family(H).shape[0])
     return _radius(_operator(family(H, restrict), eta, B, method, sampling, rho_over_alpha), algorithm)
 
@@ -322,6 +334,7 @@ def spectral_radius_rank_one(G: torch.Tensor, eta: float, B: int, c: float = 2.0
                              algorithm: str = "auto") -> float:
     """ρ(𝒯) for rank-one H_i = c g_i g_iᵀ given per-sample gradients G (n, p), on span{g_i} (dimension ≤ n):
     each application costs O(n r²), independent of the parameter count p (SPEC §B.4, last paragraph)."""
+    vd.choice("algorithm", algorithm, ALGORITHMS)
     fam = family_rank_one(G, c)
     B = _check_batch(B, fam.n)
     return _radius(_operator(fam, eta, B, method, sampling, rho_over_alpha), algorithm)
@@ -333,16 +346,30 @@ def diagonal_multipliers(D: torch.Tensor, eta, B, method: str = "sgd", sampling:
     broadcast to (...). All K_i are diagonal, so 𝒯(E_kk) = m_k E_kk with m_k = E[(1 − η k̂_k)²] =
     1 − 2ηk̄_k + η²(a k̄_k² + c Σ_i k_ik²), k_i = D_i ⊙ (1 + (ρ/α)h̄) (our derivation). Axes with h̄_k = 0 have m_k = 1."""
     r = _check_method(method, sampling, rho_over_alpha)
-    D = torch.as_tensor(D, dtype=torch.float64)
-    if D.ndim < 2 or bool((D < 0).any()) or not bool(torch.isfinite(D).all()):
-        raise ValueError("D must be a finite tensor (..., n, d) of nonnegative diagonals (PSD diagonal H_i)")
+    D = vd.as_tensor("D", D)
+    vd.kind("D", D, "real")
+    D = D.to(torch.float64)
+    vd.check_finite("D", D)
+    if D.ndim < 2 or bool((D < 0).any()):
+        raise vd.InvalidArgumentError(
+            f"D must be a tensor (..., n, d) of nonnegative diagonals (PSD diagonal H_i); "
+            f"got shape {vd.fmt_shape(D.shape)}, min {float(D.min()) if D.numel() else 0:g}")
     n = D.shape[-2]
-    eta = torch.as_tensor(eta, dtype=torch.float64)
-    B = torch.as_tensor(B, dtype=torch.float64)
+    eta = vd.as_tensor("eta", eta).to(torch.float64)
+    B = vd.as_tensor("B", B).to(torch.float64)
+    try:
+        torch.broadcast_shapes(eta.shape, B.shape, D.shape[:-2])
+    except RuntimeError:
+        raise vd.InvalidArgumentError(
+            f"eta {vd.fmt_shape(eta.shape)}, B {vd.fmt_shape(B.shape)} and D's batch "
+            f"dimensions {vd.fmt_shape(D.shape[:-2])} must broadcast together") from None
     if bool((eta <= 0).any()) or not bool(torch.isfinite(eta).all()):
-        raise ValueError("the learning rate η must be finite and > 0")
+        raise vd.InvalidArgumentError(f"eta (the learning rate η) must be finite and > 0; got values such as "
+                                      f"{eta[~((eta > 0) & torch.isfinite(eta))].flatten()[:3].tolist()}")
     if bool((B < 1).any()) or bool((B > n).any()) or bool((B != B.round()).any()):
-        raise ValueError(f"the batch size B must be an integer with 1 ≤ B ≤ n = {n}")
+        raise vd.InvalidArgumentError(
+            f"the batch size B must be an integer with 1 ≤ B ≤ n = {n}; got values such as "
+            f"{B[(B < 1) | (B > n) | (B != B.round())].flatten()[:3].tolist()}")
     if sampling == "bernoulli":
         a, c = torch.ones_like(B), (n - B) / (n * n * B)
     else:
@@ -385,6 +412,7 @@ def diagonal_noise_floor(D: torch.Tensor, eta, B, noise_std: float = 1.0, sampli
                          ) -> torch.Tensor:
     """tr W_∞ of random-perturbation SGD w_{t+1} = (I − ηĤ_t)(w_t + sξ_t) for diagonal H_i (SPEC §B.5, code form):
     per axis v = m_k(v + s²), so tr W_∞ = Σ_k s² m_k/(1 − m_k); inf where some m_k ≥ 1 (no stationary moment)."""
+    noise_std = vd.nonnegative("noise_std", noise_std)
     m = diagonal_multipliers(D, eta, B, "sgd", sampling)
     per_axis = torch.where(m < 1, noise_std ** 2 * m / (1 - m), torch.full_like(m, math.inf))
     return per_axis.sum(-1)
@@ -408,17 +436,18 @@ def critical_eta(H: torch.Tensor, B: int, method: str = "sgd", sampling: str = "
 # ---------------------------------------------------------------------------------------------- closed forms and bounds
 def identical_threshold(n: int, B: int, sampling: str = "bernoulli") -> float:
     """All H_i equal (σ = n): diverges iff ηλ_1(H) > this (SPEC §B.4): 2nB/(nB + n − B) (Bernoulli), 2 (w/o repl.)."""
+    n = vd.integer("n", n, 1)
     B = _check_batch(B, n)
     if sampling == "bernoulli":
         return 2 * n * B / (n * B + n - B)
     if sampling == "without_replacement":
         return 2.0
-    raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
+    raise vd.InvalidArgumentError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
 
 
 def orthogonal_threshold(B: int) -> float:
     """H_i = a e_i e_iᵀ (σ = 1): diverges iff η a > 2B, both samplings (SPEC §B.4)."""
-    return 2.0 * B
+    return 2.0 * vd.integer("B (the batch size)", B, 1)
 
 
 def dexter_eta(H: torch.Tensor, B: int, sigma: float | None = None) -> float:
@@ -427,9 +456,10 @@ def dexter_eta(H: torch.Tensor, B: int, sigma: float | None = None) -> float:
     H = check_psd_family(H)
     n = H.shape[0]
     B = _check_batch(B, n)
+    sigma = None if sigma is None else vd.positive("sigma (the coherence σ)", sigma)
     if B == n:
         return math.inf
-    sigma = coherence(H)[0] if sigma is None else float(sigma)
+    sigma = coherence(H)[0] if sigma is None else sigma
     return sigma / (float(torch.linalg.eigvalsh(H.mean(0))[-1]) * math.sqrt(n / B - 1))
 
 
@@ -438,14 +468,17 @@ def sam_eta(H: torch.Tensor, B: int, rho_over_alpha: float, sigma: float | None 
     """Paper 2 Thm 3.2 (SPEC §B.6, from a secondary summary): η ≥ σ/(λ_1(H)√(n/B−1)) · (1 + (ρ/α)λ_min(H))⁻¹
     ⇒ linearized SAM diverges. ``lambda_min``: 'full' (λ_min of H on R^d) or 'range' (smallest nonzero)."""
     H = check_psd_family(H)
+    rho_over_alpha = vd.nonnegative("rho_over_alpha (ρ/α)", rho_over_alpha)
+    vd.choice("lambda_min", lambda_min, ("full", "range"))
+    B = _check_batch(B, H.shape[0])
     lam = torch.linalg.eigvalsh(H.mean(0))
+    if not float(lam[-1]) > 0:
+        raise vd.InvalidArgumentError("every H_i is zero (λ_1(H) = 0): the bound is undefined")
     if lambda_min == "full":
         lmin = max(float(lam[0]), 0.0)
-    elif lambda_min == "range":
-        lmin = float(lam[lam > 1e-10 * float(lam[-1])][0])
     else:
-        raise ValueError(f"lambda_min must be 'full' or 'range', got {lambda_min!r}")
-    return dexter_eta(H, B, sigma) / (1.0 + float(rho_over_alpha) * lmin)
+        lmin = float(lam[lam > 1e-10 * float(lam[-1])][0])
+    return dexter_eta(H, B, sigma) / (1.0 + rho_over_alpha * lmin)
 
 
 def dexter_condition(H: torch.Tensor, eta: float, B: int, sigma: float | None = None) -> bool:
@@ -463,7 +496,9 @@ def second_moments(H: torch.Tensor, eta: float, B: int, W0: torch.Tensor, steps:
                    sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
                    noise_std: float = 0.0) -> torch.Tensor:
     """tr W_t for t = 0..steps with W_{t+1} = 𝒯(W_t) + s²𝒯(I) (code-form noise, §B.5) on all of R^d: E‖w_t‖²."""
+    steps, noise_std = vd.integer("steps", steps, 0), vd.nonnegative("noise_std", noise_std)
     op = mean_square_operator(H, eta, B, method, sampling, rho_over_alpha, restrict=False)
+    _check_W0(W0, op.fam.r)
     F = noise_std ** 2 * op.forcing_identity() if noise_std else None
     W, out = W0.to(torch.float64), [float(torch.trace(W0))]
     for _ in range(steps):
@@ -477,17 +512,22 @@ def second_moment_growth(H: torch.Tensor, eta: float, B: int, W0: torch.Tensor, 
                          noise_std: float = 0.0) -> float:
     """tr W_T / tr W_{T−1} (T = steps) for W_{t+1} = 𝒯(W_t) + s²𝒯(I), without overflow: W_t is carried as c_t V_t
     with tr V_t = 1 (the forcing is divided by c_t). → ρ(𝒯) when ρ(𝒯) > 1; → 1 (s > 0) or → ρ(𝒯) (s = 0) when stable."""
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    steps, noise_std = vd.integer("steps", steps, 1), vd.nonnegative("noise_std", noise_std)
     op = mean_square_operator(H, eta, B, method, sampling, rho_over_alpha, restrict=False)
+    _check_W0(W0, op.fam.r)
+    if not float(torch.trace(W0)) > 0:
+        raise vd.InvalidArgumentError(
+            f"W0 must have a positive trace (the growth factor tr W_T / tr W_(T−1) is "
+            f"carried relative to tr W0); got tr W0 = {float(torch.trace(W0)):g}")
     F = noise_std ** 2 * op.forcing_identity() if noise_std else None
-    V, log_c, factor = W0.to(torch.float64) / float(torch.trace(W0)), math.log(float(torch.trace(W0))), float("nan")
+    tr0 = float(torch.trace(W0))
+    Vt, log_c, factor = W0.to(torch.float64) / tr0, math.log(tr0), float("nan")
     for _ in range(steps):
-        V = op(V) if F is None else op(V) + F * math.exp(-log_c)
-        factor = float(torch.trace(V))
+        Vt = op(Vt) if F is None else op(Vt) + F * math.exp(-log_c)
+        factor = float(torch.trace(Vt))
         if not (math.isfinite(factor) and factor > 0):
             raise FloatingPointError(f"tr W_t is not a positive finite number ({factor})")
-        V, log_c = V / factor, log_c + math.log(factor)
+        Vt, log_c = Vt / factor, log_c + math.log(factor)
     return factor
 
 
@@ -500,22 +540,27 @@ def stationary_second_moment(H: torch.Tensor, eta: float, B: int, noise_std: flo
     F = η² s² E[K̂K̂ᵀ]. Needs ρ(𝒯) < 1 and, for the code form, H nonsingular (noise in a null direction of H
     is a random walk).
     """
+    noise_std = vd.nonnegative("noise_std", noise_std)
+    vd.choice("method", method, METHODS)
+    vd.choice("form", form, ("code", "gradient"))
     op = mean_square_operator(H, eta, B, "sam" if method == "sam" else "sgd", sampling, rho_over_alpha, restrict=False)
     d = op.fam.r
     I = torch.eye(d, dtype=torch.float64)
     if form == "code":
         if float(torch.linalg.eigvalsh(op.fam.Hbar)[0]) <= 1e-12 * float(torch.linalg.eigvalsh(op.fam.Hbar)[-1]):
-            raise ValueError("H is singular: noise added in its null space is a random walk, there is no stationary "
-                             "second moment; restrict the problem to range(H) first")
+            raise vd.InvalidArgumentError(
+                "H is singular: noise added in its null space is a random walk, there is no stationary "
+                "second moment; restrict the problem to range(H) first")
         F = noise_std ** 2 * op.forcing_identity()
     elif form == "gradient":
         Kb, M = op.Kbar, op.M
         F = noise_std ** 2 * op.eta ** 2 * (op.a * Kb @ Kb.T + op.c * op.fam.sum_sandwich(M @ M))
     else:
-        raise ValueError(f"form must be 'code' or 'gradient', got {form!r}")
+        raise vd.InvalidArgumentError(f"form must be 'code' or 'gradient', got {form!r}")
     rho = radius_dense(op) if d <= DENSE_MAX_DIM else radius_lanczos(op)
     if rho >= 1:
-        raise ValueError(f"ρ(𝒯) = {rho:.4g} ≥ 1: the second moment grows without bound, there is no stationary value")
+        raise vd.InvalidArgumentError(
+            f"ρ(𝒯) = {rho:.4g} ≥ 1: the second moment grows without bound, there is no stationary value")
     if d <= DENSE_MAX_DIM:
         return torch.linalg.solve(torch.eye(d * d, dtype=torch.float64) - op.dense(), F.reshape(-1)).reshape(d, d)
     W = F.clone()  # Neumann series W = Σ_k 𝒯^k(F)
@@ -535,3 +580,72 @@ __all__ = [
     "spectral_radius_rank_one", "symmetrized", "diagonal_multipliers", "diagonal_noise_floor", "critical_eta_diagonal", "second_moment_growth",
     "stationary_second_moment",
 ]
+
+
+# ---------------------------------------------------------------------------------------------- by enumeration
+def _minibatches(n: int, B: int, sampling: str):
+    """Every minibatch S with its probability: all B-subsets (without replacement) or all subsets with weight
+    (B/n)^|S| (1 − B/n)^(n−|S|) (Bernoulli). A plain reference, independent of the closed-form (a, c)."""
+    from itertools import combinations
+
+    if sampling == "without_replacement":
+        subsets = list(combinations(range(n), B))
+        return subsets, [1.0 / len(subsets)] * len(subsets)
+    if sampling == "bernoulli":
+        p = B / n
+        subsets = [S for k in range(n + 1) for S in combinations(range(n), k)]
+        return subsets, [p ** len(S) * (1 - p) ** (n - len(S)) for S in subsets]
+    raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
+
+
+def enumerated_operator(H: torch.Tensor, eta: float, B: int, sampling: str = "without_replacement",
+                        max_batches: int = 20_000) -> torch.Tensor:
+    """E[A_S ⊗ A_S] with A_S = I − η Ĥ_S, Ĥ_S = (1/B) Σ_{i∈S} H_i, averaged over **every** minibatch S
+    (row-major vec: vec(A X Aᵀ) = (A ⊗ A) vec X). The SGD mean-square operator on all of R^d computed by
+    brute force, without the closed-form sampling coefficients of :func:`sampling_coefficients`: an
+    independent reference for 𝒯 (small n only; at most ``max_batches`` minibatches)."""
+    H = check_psd_family(H)
+    n, d = H.shape[0], H.shape[1]
+    B = _check_batch(B, n)
+    eta = _check_eta(eta)
+    count = math.comb(n, B) if sampling == "without_replacement" else 2 ** n
+    if count > max_batches:
+        raise ValueError(f"{count} minibatches to enumerate (n = {n}, B = {B}); at most {max_batches}")
+    subsets, probs = _minibatches(n, B, sampling)
+    I = torch.eye(d, dtype=torch.float64)
+    out = torch.zeros(d * d, d * d, dtype=torch.float64)
+    for S, p in zip(subsets, probs):
+        A = I - eta * (H[list(S)].sum(0) / B if S else 0 * I)
+        out += p * torch.kron(A, A)
+    return out
+
+
+def enumerated_second_moments(H: torch.Tensor, eta: float, B: int, W0: torch.Tensor, steps: int,
+                              noise_std: float = 0.0, sampling: str = "without_replacement",
+                              operator: torch.Tensor | None = None) -> torch.Tensor:
+    """log tr W_t, t = 0..steps, of SGD (``noise_std = 0``) or random-perturbation SGD
+    w_{t+1} = A_S (w_t + s ξ_t), by brute force: W_{t+1} = E_S[A_S (W_t + s² I) A_Sᵀ] with the expectation over
+    every minibatch (:func:`enumerated_operator`; pass it as ``operator`` to reuse it). Uses neither 𝒯's closed
+    form nor its forcing formula. Carried as c_t V_t with tr V_t = 1, so it does not overflow."""
+    M = enumerated_operator(H, eta, B, sampling) if operator is None else operator
+    d = int(round(math.sqrt(M.shape[0])))
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    tr0 = float(torch.trace(W0))
+    if not (math.isfinite(tr0) and tr0 > 0):
+        raise ValueError("W0 must have a positive finite trace")
+    V = W0.to(torch.float64).reshape(-1) / tr0
+    eye = float(noise_std) ** 2 * torch.eye(d, dtype=torch.float64).reshape(-1)
+    log_c, out = math.log(tr0), [math.log(tr0)]
+    diag = torch.arange(d) * (d + 1)
+    for _ in range(steps):
+        V = M @ (V + eye * math.exp(-log_c)) if noise_std else M @ V
+        factor = float(V[diag].sum())
+        if not (math.isfinite(factor) and factor > 0):
+            raise FloatingPointError(f"tr W_t is not a positive finite number ({factor})")
+        V, log_c = V / factor, log_c + math.log(factor)
+        out.append(log_c)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+__all__ += ["enumerated_operator", "enumerated_second_moments"]

@@ -47,7 +47,8 @@ def method_rho(method: str) -> float:
             rho = -1.0
         if 0 < rho < float("inf"):
             return rho
-    raise vd.InvalidArgumentError(f"unknown method {method!r}: use 'sgd' or 'sam_<rho>' with rho > 0, e.g. 'sam_0.1'")
+    raise vd.InvalidArgumentError(
+        f"unknown method {method!r}: use 'sgd' or 'sam_<rho>' with rho > 0, e.g. 'sam_0.1'")
 
 
 def method_label(method: str) -> str:
@@ -84,15 +85,18 @@ class Config:
         vd.integer("seed", self.seed, 0)
         vd.positive("lr", self.lr)
         if self.n % self.batch_size:
-            raise vd.InvalidArgumentError(f"n = {self.n} is not a multiple of the batch size {self.batch_size}; "
-                                          "the authors' loop would leave a short last batch: pick a divisor")
+            raise vd.InvalidArgumentError(
+                f"n = {self.n} is not a multiple of the batch size {self.batch_size}; "
+                "the authors' loop would leave a short last batch: pick a divisor")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise vd.InvalidArgumentError(f"need lr > 0 and epochs ≥ 0, got lr = {self.lr}, epochs = {self.epochs}")
+            raise vd.InvalidArgumentError(
+                f"need lr > 0 and epochs ≥ 0, got lr = {self.lr}, epochs = {self.epochs}")
         if self.init == "generalizing":
             vd.integer("C", self.C, 2, self.d, why="(the generalizing init reads the first C inputs)")
             if self.h < 2 ** self.C:
-                raise vd.InvalidArgumentError(f"h = {self.h} is too small for the C = {self.C} generalizing init; "
-                                              f"it needs h ≥ 2^C = {2 ** self.C}")
+                raise vd.InvalidArgumentError(
+                    f"h = {self.h} is too small for the C = {self.C} generalizing init; "
+                    f"it needs h ≥ 2^C = {2 ** self.C}")
             vd.nonnegative("noise", self.noise)
         if not isinstance(self.extra, dict):
             raise vd.ArgumentTypeError(f"extra must be a dict; got {type(self.extra).__name__}")
@@ -200,8 +204,9 @@ def run(seeds, methods=METHODS, progress: bool | None = None, **overrides) -> di
     fields = [f for f in Config.__dataclass_fields__ if f not in ("seed", "method")]
     bad = sorted(set(overrides) - set(fields))
     if bad:
-        raise vd.InvalidArgumentError(f"unknown settings {bad}: seeds and methods are arguments of run, the other "
-                                      f"settings are {fields}")
+        raise vd.InvalidArgumentError(
+            f"unknown settings {bad}: seeds and methods are arguments of run, the other "
+            f"settings are {fields}")
     for m in methods:  # every configuration is checked before the first run starts
         Config(seed=seeds[0] if seeds else 0, method=m, **overrides).check()
     out: dict = {m: {} for m in methods}
