@@ -20,7 +20,7 @@ help:
 	@echo "make book-stored  build the book from the outputs stored in the notebooks (no execution)"
 	@echo "make test-site    browser test of the built site (needs Debian's chromium)"
 	@echo "make notebooks    sync the .py/.ipynb pairs and re-execute them at smoke scale (before committing)"
-	@echo "make records      rerun at paper scale every chapter whose record is missing or stale (CHAPTERS='01 08' to pick)"
+	@echo "make records      rerun at paper scale every chapter whose record is missing or stale (CHAPTERS='01 08', JOBS=2)"
 
 # --- environment: a venv from the repo's own pinned files ---------------------------------------
 $(STAMP): requirements.txt pyproject.toml
@@ -74,8 +74,9 @@ notebooks: sync
 
 # paper-scale records (results/chapters/*.json) of every chapter that is missing or stale; then `make notebooks`
 CHAPTERS ?=
+JOBS ?= 1
 records: $(STAMP)
-	$(BIN)/python -m flatbias.chapter_record $(CHAPTERS)
+	$(BIN)/python -m flatbias.chapter_record --jobs $(JOBS) $(CHAPTERS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b; done

@@ -355,6 +355,8 @@ glue("control_lm", ctl["end"][1], display=False)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

@@ -411,6 +411,8 @@ glue("gap_last", max(r["gap"][-1] for r in shown["runs"]), display=False)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

@@ -512,6 +512,8 @@ glue("typ_rnd_12", esc_s["1.2"]["rnd"], display=False)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(verdict.report(paper, smoke))
+
+# %% tags=["remove-cell"]
 verdict.glue_verdict(paper, smoke);
 
 # %% [markdown]

@@ -39,8 +39,64 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
 
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs. The paper-scale claims are judged only on records of the full
+# protocol (a GPU's work; {doc}`../book/reproduce`); the smoke run checks the pipeline against
+# independent computations.
+
+# %% tags=["protocol"]
+from flatbias.claims import Check, Claim, Criterion, Protocol, Setting, same
+
+PROTOCOL = Protocol(
+    chapter="17_sam_vs_sgd_cifar10",
+    settings={
+        "protocol": Setting("smoke: 1 epoch on 200 images",
+                            "full: 200 epochs, lr 0.1, batch 128, milestones 100, 150",
+                            "paper", "the authors' code"),
+        "optimizers": same(["SGD", "SAM ρ=0.05", "SAM ρ=0.1", "SAM ρ=0.2"], "paper"),
+        "seeds": Setting([0], [42, 43, 44], "ours", "the authors' code: seed 42"),
+        "precision": same("tf32", "ours", "PyTorch's defaults, as the authors' ran"),
+        "rank_threshold": same(0.999, "paper", "explained variance, feature rank"),
+    },
+    claims=[
+        Claim("rank",
+              "ResNet-18 on CIFAR-10: SAM (ρ=0.2) ends with a lower feature rank "
+              "than SGD", "Paper 2, rebuttal table (SPEC §B.9)"),
+        Claim("proxy",
+              "SAM (ρ=0.2) ends with a larger gradient-coherence proxy than SGD",
+              "Paper 2, rebuttal table (SPEC §B.9); the direction is our reading",
+              reading="ours"),
+    ],
+    checks=[
+        Check("rank_gap", "final rank@99.9%, SGD minus SAM ρ=0.2 (mean over seeds)",
+              Criterion(">", 0, "paper"), claim="rank"),
+        Check("proxy_gap", "final proxy (100 images), SAM ρ=0.2 minus SGD (mean)",
+              Criterion(">", 0, "ours"), claim="proxy"),
+        Check("format", "CIFAR-10 shapes, dtype and class counts as the official set",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("params", "the paper's ResNet-18 has 11,181,642 parameters",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("bounds", "rank in [1, 512] and monotone; proxy in [1, n]; finite losses",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("rank_vs_svd", "feature rank = rank from an SVD of the same features",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("proxy_vs_single", "proxy vs single-sample backward passes (max rel.)",
+              Criterion("<", 1e-4, "ours"), role="guard", fmt=".1e"),
+        Check("sam_vs_two_pass",
+              "one SAM step vs the plain two-pass step, float64 (rel.)",
+              Criterion("<", 1e-5, "ours"), role="guard", fmt=".1e"),
+        Check("precision_order",
+              "SAM's correction: bf16 < TF32 < exact; gradient cos > 0.9",
+              Criterion("==", True, "ours"), role="guard"),
+    ],
+)
+PROTOCOL
+
 # %% tags=["hide-input"]
 import copy
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -56,10 +112,13 @@ from flatbias.records import repo_root
 from flatbias.sam import reference_step
 from flatbias.scale import get_scale
 from flatbias.style import set_style
-from flatbias.verdict import PlainText, glue_verdict
+from flatbias import chapter_record, verdict
+from flatbias.verdict import PlainText
 
 scale = get_scale(scale)
+P = PROTOCOL.at(scale)
 set_style()
+t_start = time.perf_counter()
 repro.seed_everything(0)
 RESULTS = repo_root() / "results" / "cifar10"
 # $FLATBIAS_CIFAR10, else ../shared/data/cifar10-jpeg.tar.gz, data/, ... (else an error)
@@ -294,20 +353,42 @@ for lab, res in smoke.items():
                    "proxy (backward loop)": loop_proxy,
                    "rank_equal": all(last["rank"][f"{t:g}"] == svd[t] for t in svd),
                    "proxy_rel_diff": abs(loop_proxy / last["coherence_10"] - 1)})
-# one SAM step (rho = 0.2) of the training loop vs the plain reference, same model
-sam_cfg = ct.resolve(ct.TrainConfig(optimizer="sam", rho=0.2, **SMOKE),
-                     torch.device("cpu"))
-model_a, opt_a, _ = ct.build(sam_cfg, torch.device("cpu"))
+# one SAM step (rho = 0.2) of the training loop vs the plain reference, same model, in
+# float64 (float32 is too coarse for this model: see below)
+cpu = torch.device("cpu")
+sam_cfg = ct.resolve(ct.TrainConfig(optimizer="sam", rho=0.2, **SMOKE), cpu)
+model_a, opt_a, _ = ct.build(sam_cfg, cpu)
+model_a.double()  # the optimizer keeps its parameters (converted in place)
 model_b = copy.deepcopy(model_a)
-w0 = torch.cat([p.detach().flatten() for p in model_a.parameters()])
-xb, yb = x_all[:128], y_all[:128]
+flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+w0 = flat(model_a)
+xb, yb = x_all[:128].double(), y_all[:128]
 ct.train_step(model_a.train(), model_a, opt_a, xb, yb, sam_cfg)
 reference_step(model_b, xb, yb, rho=0.2, lr=sam_cfg.lr, momentum=sam_cfg.momentum,
                weight_decay=sam_cfg.weight_decay)
-step_a = torch.cat([p.detach().flatten() for p in model_a.parameters()]) - w0
-step_b = torch.cat([p.detach().flatten() for p in model_b.parameters()]) - w0
+step_a, step_b = flat(model_a) - w0, flat(model_b) - w0
 sam_rel_diff = float((step_a - step_b).norm() / step_b.norm())
 glue("sam_step_rel_diff", PlainText(f"{sam_rel_diff:.0e}"), display=False)
+# why float64: in float32 SAM's second gradient moves by this much when e grows by 1e-6
+m32 = ct.build(sam_cfg, cpu)[0].train()
+params = list(m32.parameters())
+w = [p.detach().clone() for p in params]
+
+
+def grad_at(shift):
+    with torch.no_grad():
+        for p, wk, sk in zip(params, w, shift):
+            p.copy_(wk + sk)
+    loss = torch.nn.functional.cross_entropy(m32(x_all[:128]), y_all[:128])
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
+
+
+g = grad_at([torch.zeros_like(t) for t in w])
+e = [0.2 * gk / g.norm() for gk in torch.split(g, [t.numel() for t in w])]
+e = [ek.view_as(t) for ek, t in zip(e, w)]
+g_e, g_e2 = grad_at(e), grad_at([ek * (1 + 1e-6) for ek in e])
+sensitivity = float((g_e - g_e2).norm() / g_e.norm())
+glue("sam_float32_sensitivity", PlainText(f"{sensitivity:.1%}"), display=False)
 glue("proxy_rel_diff", PlainText(f"{max(c['proxy_rel_diff'] for c in checks):.0e}"),
      display=False)
 pd.DataFrame(checks).drop(columns=["rank_equal", "proxy_rel_diff"]).round(6)
@@ -315,7 +396,11 @@ pd.DataFrame(checks).drop(columns=["rank_equal", "proxy_rel_diff"]).round(6)
 # %% [markdown]
 # The rank agrees exactly, the proxies to a relative {glue:text}`proxy_rel_diff` (float32 gradients summed in a
 # different order), and one SAM step of the training loop to a relative {glue:text}`sam_step_rel_diff` of the
-# step.
+# step. That last comparison runs in float64, because in float32 it cannot tell a bug from rounding: at
+# initialization, SAM's second gradient of this model moves by {glue:text}`sam_float32_sensitivity` when the
+# ascent $e$ is scaled by $1+10^{-6}$ (where $|e_k|$ is below half a unit in the last place of $w_k$, rounding
+# $w_k+e_k$ jumps, and the network amplifies the jumps), so two correct implementations that round the norm
+# differently disagree at that level. The same sensitivity is part of what the precision measurement below sees.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -325,9 +410,9 @@ print(f"feature rank = rank from an SVD of the same features (2 models, 4 thresh
       f"{rank_same}")
 print(f"proxy = proxy from single-sample backward passes (relative difference < 1e-4): "
       f"{proxy_same}")
-print(f"SAM step = the plain two-pass reference step (relative difference < 1e-4): "
-      f"{sam_rel_diff < 1e-4}")
-assert rank_same and proxy_same and sam_rel_diff < 1e-4
+print("SAM step = the plain two-pass reference step, float64 (relative difference "
+      f"< 1e-5): {sam_rel_diff < 1e-5}")
+assert rank_same and proxy_same and sam_rel_diff < 1e-5
 
 # %% [markdown]
 # (cifar-precision)=
@@ -407,54 +492,55 @@ print(f"the full protocol's default precision: {ct.TrainConfig().precision} "
 assert ordered and plain_ok and ct.TrainConfig().precision == "tf32"
 
 # %% [markdown]
-# ## The claim on the full-scale records
+# ## Checks, and the paper-scale record
 #
-# The one direction that the rebuttal's table and the secondary sources agree on is checked only on full-scale
-# records: SAM with $\rho=0.2$ ends with a lower feature rank than SGD. The proxy's direction is printed, not
-# asserted; so is the reduced protocol's.
+# The claims are measured only on records of the full protocol; without them their status is
+# "not yet run". The guards are this build's checks of the pipeline, measured above.
 
 # %%
-# NBVAL_CHECK_OUTPUT
+def gap(key, a, b):
+    if not have_full:
+        return None
+    return float(cr.final(runs[a], key)[0] - cr.final(runs[b], key)[0])
+
+
+measured = {
+    "rank_gap": gap("rank", "SGD", "SAM ρ=0.2"),
+    "proxy_gap": gap("coherence_100", "SAM ρ=0.2", "SGD"),
+    "format": bool(format_ok), "params": bool(params_ok),
+    "bounds": bool(rank_ok and proxy_ok and loss_ok), "rank_vs_svd": bool(rank_same),
+    "proxy_vs_single": max(c["proxy_rel_diff"] for c in checks),
+    "sam_vs_two_pass": sam_rel_diff, "precision_order": bool(ordered and plain_ok),
+}
+smoke_eval = PROTOCOL.evaluate({k: v for k, v in measured.items() if v is not None},
+                               scale)
+smoke_eval.assert_guards()
+wall = time.perf_counter() - t_start
+paper = (chapter_record.paper_scale(PROTOCOL, scale, measured, {}, wall)
+         if have_full else chapter_record.load(PROTOCOL))
 if have_reduced:
     red_sgd = cr.final(reduced["SGD"], "rank")[0]
     red_sam = cr.final(reduced["SAM ρ=0.2"], "rank")[0]
-    print("reduced protocol (reported, not asserted): SAM rho=0.2 rank below SGD's: "
-          f"{red_sam < red_sgd}")
-if have_full:
-    rank_sgd = cr.final(runs["SGD"], "rank")[0]
-    rank_sam = cr.final(runs["SAM ρ=0.2"], "rank")[0]
-    proxy_sam = cr.final(runs["SAM ρ=0.2"], "coherence_100")[0]
-    proxy_up = proxy_sam > cr.final(runs["SGD"], "coherence_100")[0]
-    print(f"SAM rho=0.2 rank @99.9% below SGD's: {rank_sam < rank_sgd}")
-    print("coherence proxy of SAM rho=0.2 above SGD's (reported, not asserted): "
-          f"{proxy_up}")
-    assert rank_sam < rank_sgd
-else:
-    print("full-scale records: none yet (the claim is not checked in this build)")
-
-# %% tags=["remove-cell"]
-if have_full:
-    glue_verdict("verdict", "reproduced with our reconstruction"
-                 if rank_sam < rank_sgd else "not reproduced",
-                 f"rank@99.9% SAM(0.2) {rank_sam:.0f} vs SGD {rank_sgd:.0f}; proxy "
-                 f"{'increases' if proxy_up else 'decreases'} with SAM")
-    summary = f"SAM ρ=0.2 ends at rank {rank_sam:.0f}, SGD at {rank_sgd:.0f}"
-else:
-    glue_verdict("verdict", "not yet run",
-                 "the full-scale GPU runs are still to be done "
-                 "(pipeline checked at smoke scale)")
-    summary = "the full-scale runs are still to be done on a GPU"
-if have_reduced:
-    summary += (f"; in the reduced protocol SAM ρ=0.2 ends at rank {red_sam:.0f}, "
-                f"SGD at {red_sgd:.0f}")
-glue("cifar_summary", PlainText(summary), display=False)
+    print(f"reduced protocol (reported, not a check): rank@99.9% "
+          f"SAM ρ=0.2 {red_sam:.0f}, SGD {red_sgd:.0f}")
 
 # %% [markdown]
+# (verdict-17)=
 # ## Verdict
 #
-# In this build: {glue:text}`cifar_summary`. Without full-scale records the claim is **not checked**, and the
-# claims table says so; the smoke run above only shows that the reader, the paper's ResNet-18, SGD and SAM,
-# and both measurements run end to end and satisfy their mathematical bounds. Three protocol choices are ours
+# The statuses below are derived from the checks by the book's one rule.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(verdict.report(paper, smoke_eval))
+
+# %% tags=["remove-cell"]
+verdict.glue_verdict(paper, smoke_eval);
+
+# %% [markdown]
+# Without full-protocol records the claims are **not checked**, and the claims table says so; the
+# smoke run above only shows that the reader, the paper's ResNet-18, SGD and SAM, and both
+# measurements run end to end and agree with independent computations. Three protocol choices are ours
 # and would change the numbers: the metrics use un-augmented images (the authors' code measures on randomly
 # augmented ones, so their rank and proxy carry augmentation noise); the proxy uses 100 images as the paper's
 # text says, while the authors' code uses 1000 (the records can hold both, every epoch); and the further seeds

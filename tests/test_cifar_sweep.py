@@ -5,7 +5,6 @@ import json
 import re
 import signal
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -100,10 +99,13 @@ def test_a_failed_run_stops_nothing_else_and_time_limits(tmp_path, tiny_cifar_fo
     extra = [*TINY, "--data", str(tiny_cifar_folder)]
     good = sw.plan("full", out=tmp_path, extra=extra, table=(("sgd", None),))
     bad = sw.plan("full", out=tmp_path, extra=[*extra, "--lr", "1e8"], table=(("sam", 0.1),))  # diverges
-    status = sw.sweep(bad + good, tmp_path, parallel=2, progress=False)
+    status = sw.sweep(bad + good, tmp_path, parallel=2, time_limit=600, progress=False)
     assert status[good[0].name] == "complete" and status[bad[0].name].startswith("failed (exit 2; see ")
     assert sw.exit_code(status) == 1
     assert "the run stopped" in sw.log_path(tmp_path / "logs", bad[0].name).read_text()
+    command = sw.log_path(tmp_path / "logs", good[0].name).read_text().split("$ ")[1].splitlines()[0]
+    limit = float(command.split("--time-limit ")[1].split()[0])
+    assert 500 < limit < 600  # the sweep's time limit, less what had passed when the run started
     late = sw.plan("full", out=tmp_path / "late", extra=extra, table=(("sgd", None),))
     status = sw.sweep(late, tmp_path / "late", time_limit=0.0, progress=False)
     assert status == {late[0].name: "not started (time limit)"} and sw.exit_code(status) == ct.EXIT_INCOMPLETE

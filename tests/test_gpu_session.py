@@ -92,3 +92,9 @@ def test_session_end_to_end_on_the_cpu_within_its_budget(tmp_path, tiny_cifar_fo
                                                                                  "stopped at the time limit"}
     else:
         assert proc.returncode == 3
+
+
+def test_compiled_step_check_compares_with_eager():
+    """The guard before a compiled run is planned: eager against eager agrees exactly."""
+    err, where = gs.compiled_step_error(gs.ct.TrainConfig(width=2, precision="fp32"), gs.torch.device("cpu"), n=20)
+    assert err == 0.0 and where

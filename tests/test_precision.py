@@ -41,8 +41,11 @@ def test_matmul_precision_sets_and_restores_the_tf32_switches():
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        with precision.matmul_precision("tf32"):
-            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with precision.matmul_precision("tf32"):  # PyTorch's defaults: TF32 convolutions, fp32 matrix products
+            assert torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+            num = precision.numerics("tf32", "cpu")
+            assert num == {"precision": "tf32", "autocast": None, "cudnn_allow_tf32": True,
+                           "cuda_matmul_allow_tf32": False, "tf32_hardware": False}  # a CPU has no TF32
         with precision.matmul_precision("bf16"):  # autocast decides; the switches stay as they were
             assert not torch.backends.cudnn.allow_tf32
         with pytest.raises(ValueError, match="precision must be one of"):
@@ -50,6 +53,19 @@ def test_matmul_precision_sets_and_restores_the_tf32_switches():
                 pass
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_the_default_is_pytorchs_own():
+    """A fresh process's switches are the default precision's: what code that never touches them (the authors')
+    runs with."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from flatbias import precision as p; d = (torch.backends.cudnn.allow_tf32, "
+            "torch.backends.cuda.matmul.allow_tf32)\nwith p.matmul_precision(p.DEFAULT): "
+            "assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == d, d")
+    assert precision.DEFAULT == "tf32"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _mlp(seed=0):

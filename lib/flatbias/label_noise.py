@@ -333,22 +333,26 @@ def retract_batch(theta, X, y, act: str = "sinh", tol: float = 1e-12, max_iter: 
         return a.phi(Xt @ t.transpose(-1, -2)).sum(-1) - yt
 
     c = residual(th)
-    dead = torch.zeros(th.shape[0], dtype=torch.bool)  # chains whose JJᵀ was singular or not finite
+    dead = None  # chains whose JJᵀ was singular or not finite (strict=False); None while there are none
     for _ in range(max_iter):
-        if bool(((c.abs().amax(-1) <= tol) | dead).all()):
+        if dead is None:
+            if float(c.abs().max()) <= tol:
+                return th.numpy()
+        elif bool(((c.abs().amax(-1) <= tol) | dead).all()):
             break
         D = a.d1(Xt @ th.transpose(-1, -2))  # J row i, block j = φ'(z_ij) x_i  ⇒  JJᵀ_ik = (x_iᵀx_k) Σ_j φ'_ij φ'_kj
         G = (Xt @ Xt.transpose(-1, -2)) * (D @ D.transpose(-1, -2))
         lam, info = torch.linalg.solve_ex(G, c.unsqueeze(-1))  # a singular G raises nothing: its chain fails
         lam = lam.squeeze(-1)  # (B, n)
-        singular = (info != 0) | ~torch.isfinite(lam).all(-1)
-        if bool(singular.any()):
+        if bool(info.any()):  # (a NaN λ without a zero pivot fails below, as a NaN residual)
+            singular = info != 0
             if strict:
                 bad = singular.nonzero().flatten()[:5].tolist()
                 raise RetractionError(
                     f"retract_batch: JJᵀ is singular or not finite for chains {bad}: J has rank < n there "
                     "(n > d, dependent x_i, or φ' = 0); pass strict=False to get NaN for those chains")
-            dead |= singular
+            dead = singular if dead is None else dead | singular
+        if dead is not None:
             lam = torch.where(dead[:, None], 0.0, lam)
         step = torch.einsum("bi,bij,bik->bjk", lam, D, Xt)
         norm0 = c.norm(dim=-1)
@@ -356,12 +360,16 @@ def retract_batch(theta, X, y, act: str = "sinh", tol: float = 1e-12, max_iter: 
         for _ in range(40):  # damping: halve the step of the chains whose ‖c‖ would not decrease
             cand = th - t[:, None, None] * step
             c_new = residual(cand)
-            bad = ~(torch.isfinite(c_new).all(-1) & (c_new.norm(dim=-1) < norm0)) & (norm0 > tol) & ~dead
+            bad = ~(torch.isfinite(c_new).all(-1) & (c_new.norm(dim=-1) < norm0)) & (norm0 > tol)
+            if dead is not None:
+                bad &= ~dead
             if not bool(bad.any()):
                 break
             t = torch.where(bad, t / 2, t)
         th, c = cand, c_new
-    failed = ~(c.abs().amax(-1) <= tol) | dead  # NaN residuals count as failed
+    failed = ~(c.abs().amax(-1) <= tol)  # NaN residuals count as failed
+    if dead is not None:
+        failed |= dead
     if not bool(failed.any()):
         return th.numpy()
     if not strict:

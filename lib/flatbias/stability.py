@@ -649,3 +649,63 @@ def enumerated_second_moments(H: torch.Tensor, eta: float, B: int, W0: torch.Ten
 
 
 __all__ += ["enumerated_operator", "enumerated_second_moments"]
+
+
+# ---------------------------------------------------------------------------------------------- orthogonal blocks
+#: largest block (span dimension) the blockwise functions handle with the dense r² × r² operator
+BLOCK_MAX_DIM = 40
+
+
+def orthogonal_blocks(G: torch.Tensor, tol: float = 1e-12) -> list[np.ndarray]:
+    """Index sets of the connected components of the graph i ~ j ⇔ |g_iᵀg_j| > tol · max_i ‖g_i‖².
+
+    Gradients in different blocks are orthogonal. For a rank-one family H_i = c g_ig_iᵀ the mean-square
+    operator 𝒯 then maps each diagonal block X_bb of X into itself (H̄ and every H_i are block diagonal) and
+    keeps off-diagonal blocks of a block-diagonal X at zero, so ρ(𝒯) = lim ‖𝒯^t(I)‖^{1/t} = max_b ρ(𝒯_b) (our
+    derivation; 𝒯_b uses the sampling coefficients of the whole family, n and B)."""
+    from scipy.sparse.csgraph import connected_components
+
+    G = check_gradients(G)
+    tol = vd.positive("tol", tol)
+    K = G @ G.T
+    adj = (K.abs() > tol * float(K.diagonal().max())).numpy()
+    count, label = connected_components(adj, directed=False)
+    return [np.flatnonzero(label == b) for b in range(count)]
+
+
+def _block_families(G: torch.Tensor, c: float) -> list[torch.Tensor]:
+    """One dense family (n, m_b, m_b) per orthogonal block: H_i = c u_iu_iᵀ with u_i the coordinates of g_i in
+    an orthonormal basis of the block's span (QR), and H_i = 0 for i outside the block (n stays the same)."""
+    G = check_gradients(G, c)
+    out = []
+    for idx in orthogonal_blocks(G):
+        Q, _ = torch.linalg.qr(G[idx].T)  # (p, m_b)
+        U = G[idx] @ Q
+        if U.shape[1] > BLOCK_MAX_DIM:
+            raise vd.InvalidArgumentError(
+                f"a block of {U.shape[1]} mutually non-orthogonal gradients is too large for the dense "
+                f"operator (at most {BLOCK_MAX_DIM}); use spectral_radius_rank_one")
+        H = torch.zeros(G.shape[0], U.shape[1], U.shape[1], dtype=torch.float64)
+        H[idx] = c * U[:, :, None] * U[:, None, :]
+        out.append(H)
+    return out
+
+
+def spectral_radius_blocks(G: torch.Tensor, eta: float, B: int, c: float = 2.0, method: str = "sgd",
+                           sampling: str = "without_replacement", rho_over_alpha: float = 0.0) -> float:
+    """ρ(𝒯) for H_i = c g_ig_iᵀ as the largest radius over the orthogonal blocks of G
+    (:func:`orthogonal_blocks`), each with the dense operator: exact and fast when every block is small."""
+    B = _check_batch(B, check_gradients(G, c).shape[0])
+    return max(spectral_radius(H, eta, B, method, sampling, rho_over_alpha, algorithm="dense")
+               for H in _block_families(G, c))
+
+
+def critical_eta_rank_one(G: torch.Tensor, B: int, c: float = 2.0, method: str = "sgd",
+                          sampling: str = "without_replacement", rho_over_alpha: float = 0.0) -> float:
+    """The exact threshold η* for H_i = c g_ig_iᵀ: the smallest :func:`critical_eta` over the orthogonal blocks
+    of G (each block's 𝒯 is a positive map whose Perron root crosses 1 at its own threshold)."""
+    B = _check_batch(B, check_gradients(G, c).shape[0])
+    return min(critical_eta(H, B, method, sampling, rho_over_alpha) for H in _block_families(G, c))
+
+
+__all__ += ["orthogonal_blocks", "spectral_radius_blocks", "critical_eta_rank_one"]

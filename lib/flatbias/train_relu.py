@@ -21,7 +21,6 @@ Two experiments, each a function that returns plain dicts and a CLI that writes 
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
