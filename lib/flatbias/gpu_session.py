@@ -9,11 +9,13 @@ ResNet-18 checkpoint is too big to bring back, so every run must finish inside t
 1. **environment**: torch, CUDA, cuDNN, the GPU's name, capability and memory, PyTorch's TF32 defaults as found,
    submitit, and the CIFAR-10 copy (path, layout, official archive or JPEG mirror, SHA-256 of an archive), decoded
    once into the cache that the runs read;
-2. **micro-benchmark** (about ``--bench-seconds``): steps of SGD and SAM, fp32 vs TF32 convolutions, eager, in one
-   process; the four runs of a seed in 4 processes sharing the device; ``torch.compile`` (default and
-   reduce-overhead = CUDA graphs) where a GPU makes it worth measuring; one epoch's metrics (test accuracy, rank,
-   100- and 1000-image proxies). Step times become epoch times (steps per epoch × time per step), MFU against the
-   GPU's dense peak for the format;
+2. **micro-benchmark** (at most ``--bench-seconds``, in spawned processes that are stopped when their share is
+   spent, whatever the machine's load): steps of SGD and SAM eager in one process, the runs' format first, then one
+   epoch's metrics (test accuracy, rank, 100- and 1000-image proxies); the four runs of a seed in 4 processes
+   sharing the device; fp32 vs TF32 convolutions; ``torch.compile`` with CUDA graphs (reduce-overhead) and without,
+   if the budget leaves time for compiling (the default 90 s rarely does: pass more), each after a check that one
+   compiled step computes what the eager one does. Step times become epoch times (steps per epoch × time per step),
+   MFU against the GPU's dense peak for the format;
 3. **plan**, printed before anything starts: the full protocol for as many seeds as fit in the time left (the four
    optimizers of a seed run in parallel), else the reduced protocol, else nothing (a benchmark record only); with
    the 1000-image proxy every epoch if it fits, else at the last epoch; compiled where that pays for its compile
@@ -26,7 +28,8 @@ ResNet-18 checkpoint is too big to bring back, so every run must finish inside t
    (a temporary folder, deleted at the end unless ``--keep-work``).
 
 On a machine without CUDA (or with ``--tiny``) the protocol is tiny (width-4 ResNet-18 on 100 images, a few epochs)
-and ``torch.compile`` is not measured, so the whole chain can be tested on a CPU in under a minute.
+and ``torch.compile`` is not measured, so the whole chain can be tested on a CPU within a short budget (on a heavily
+loaded machine the benchmark may not finish in its share, and the plan is then a benchmark record only).
 
 Exit code: 0 when every planned run has its record, 3 when a planned run stopped at the time limit or nothing fitted,
 1 when a run failed, 2 for a bad argument or a missing data set / package (one line on stderr).
@@ -39,6 +42,7 @@ import time
 STARTED = time.perf_counter()  # before torch is imported: a time budget counts from the command's start
 
 import dataclasses
+import gc
 import hashlib
 import multiprocessing as mp
 import os
@@ -287,7 +291,8 @@ def _worker(i: int, spec: dict, barrier, results) -> None:
                          lambda out: results.put((i, "metrics", out)))
     except BaseException as exc:  # noqa: BLE001 - reported, never raised: the session goes on without it
         try:
-            barrier.abort()
+            if barrier is not None:
+                barrier.abort()
         except Exception:  # noqa: BLE001
             pass
         results.put((i, "error", {"error": f"{type(exc).__name__}: {exc}"[:400]}))
@@ -300,7 +305,7 @@ def run_group(specs: list[dict], timeout_s: float, on_result=None) -> list[dict]
     from flatbias import gpu_session as me  # by its module name: a spawned child imports it, not __main__
 
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(len(specs), timeout=max(1.0, timeout_s))
+    barrier = ctx.Barrier(len(specs), timeout=max(1.0, timeout_s)) if len(specs) > 1 else None
     results = ctx.Queue()
     t0 = time.perf_counter()
     procs = [ctx.Process(target=me._worker, args=(i, {**s, "t0": time.time()}, barrier, results), daemon=True)
@@ -330,6 +335,9 @@ def run_group(specs: list[dict], timeout_s: float, on_result=None) -> list[dict]
         if p.is_alive():
             p.terminate()
         p.join(5)
+    results.close()
+    del barrier, results  # their semaphores go now, not as a warning at exit
+    gc.collect()
     for o, n, g in zip(out, expected, got):
         if not o["error"] and g < n:
             o["error"] = f"stopped after {timeout_s:.0f} s, the benchmark's budget"
@@ -403,20 +411,21 @@ def benchmark(ds: cifar.Cifar10, protos: dict[str, Protocol], dev: torch.device,
                  f"{rr['epoch_s']:.2f} s/epoch (ready after {r['ready_s']:.1f} s)"
                  + ("" if rr["mfu"] is None else f", MFU {100 * rr['mfu']:.1f} %"))
 
+    # on a CPU each process gets the threads a run of the sweep gets (four share the cores)
+    threads = None if gpu else max(1, (os.cpu_count() or 1) // len(TABLE_MIX))
     formats = tuple(dict.fromkeys((prec, "tf32", "fp32"))) if gpu else (prec,)
     first = [dict(optimizer=o, precision=prec, **base) for o in ("sam", "sgd")]
     rest = [dict(optimizer=o, precision=f, **base) for f in formats[1:] for o in ("sam", "sgd")]
     metrics = dict(data=ds.source, cfg=dict(precision=prec, subset=proto.subset, test_subset=proto.test_subset,
                                              **base), protocol=dataclasses.asdict(proto))
     (g1,) = run_group([dict(configs=first, device=str(dev), n_images=n_images, steps=steps, warmup=warmup,
-                            metrics=metrics, threads=None, flops=base)],
+                            metrics=metrics, threads=threads, flops=base)],
                       max(5.0, (0.45 if rest or compile_modes else 0.6) * left()), show)
     res["one_process"] = [row(r) for r in g1["results"]]
     res["metrics"] = g1["metrics"]
     if g1["error"]:
         _say(f"  one process: {g1['error']}")
         res["notes"].append(f"one process: {g1['error']}")
-    threads = None if gpu else max(1, (os.cpu_count() or 1) // len(TABLE_MIX))
     specs = [dict(configs=[dict(optimizer=o, rho=r or 0.1, precision=prec, width=proto.width,
                                 batch_size=proto.batch)], device=str(dev), n_images=n_images, steps=steps,
                   warmup=warmup, threads=threads) for o, r in TABLE_MIX]
@@ -434,7 +443,8 @@ def benchmark(ds: cifar.Cifar10, protos: dict[str, Protocol], dev: torch.device,
         res["four_processes"] = {"error": err}
         _say(f"  4 processes: {err}")
     if rest and left() > 5:
-        (g,) = run_group([dict(configs=rest, device=str(dev), n_images=n_images, steps=steps, warmup=warmup)],
+        (g,) = run_group([dict(configs=rest, device=str(dev), n_images=n_images, steps=steps, warmup=warmup,
+                               threads=threads)],
                          left() * (0.4 if compile_modes else 1.0), show)
         res["one_process"] += [row(r) for r in g["results"]]
     for mode in compile_modes:  # compiled SAM, one process per mode (a hang or a crash is contained)
