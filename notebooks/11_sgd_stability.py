@@ -425,7 +425,7 @@ print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]
 shown = paper.data or data  # the paper-scale record; else this build's run
-rho_s = np.array(shown["rho"])
+rho_s = np.array(shown["rho"], dtype=float)
 sim_s = np.array(shown["sim_stable"], bool)
 dex_s = np.array(shown["dexter_unstable"], bool)
 fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0), sharey=True)
@@ -473,7 +473,7 @@ glue("rho_bad_max", float(rho_s[bad_s].max()) if len(bad_s) else 1.0, display=Fa
 glue("rho_bad_min", float(rho_s[bad_s].min()) if len(bad_s) else 1.0, display=False)
 glue("growth_bad_max", float(rho_s[bad_s].max() ** P["steps"]) if len(bad_s) else 1.0,
      display=False)
-gam = np.array(shown["gamma"])
+gam = np.array(shown["gamma"], dtype=float)  # JSON keeps inf as "inf"
 glue("gamma_bad_max", float(gam[bad_s].max()) if len(bad_s) else 0.0, display=False)
 if tl is not None:
     glue("tail_exact", tl["log10_exact"], display=False)

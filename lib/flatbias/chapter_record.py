@@ -239,15 +239,24 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(execute_at_full, nb): nb for nb in todo}
+        failed = []
         for fut in tqdm(as_completed(futures), total=len(futures), desc="paper-scale records", unit="chapter"):
             nb = futures[fut]
-            times[nb.stem] = fut.result()
-            tqdm.write(f"{nb.stem}: {times[nb.stem]:.0f} s")
+            try:
+                times[nb.stem] = fut.result()
+            except Exception as exc:  # one failing chapter stops no other
+                failed.append(nb.stem)
+                tqdm.write(f"{nb.stem}: FAILED ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]})")
+            else:
+                tqdm.write(f"{nb.stem}: {times[nb.stem]:.0f} s")
     print("\nchapter                             wall time")
     for stem, t in times.items():
         print(f"{stem:35s} {t:7.0f} s")
     print(f"{'sum':35s} {sum(times.values()):7.0f} s")
     print(f"{'elapsed (--jobs ' + str(args.jobs) + ')':35s} {time.perf_counter() - t0:7.0f} s")
+    if failed:
+        print(f"failed: {', '.join(failed)} (execute the notebook at BOOK_SCALE=full to see the error)")
+        return 1
     return 0
 
 
