@@ -87,11 +87,13 @@ def test_session_end_to_end_on_the_cpu_within_its_budget(tmp_path, tiny_cifar_fo
     for name in done:
         rec = json.loads((out / name).read_text())
         assert rec["settings"]["numerics"]["precision"] == "tf32" and rec["settings"]["seed"] in plan["seeds"]
-    if plan["protocol"] is not None:  # on a machine not crushed by other jobs: at least one seed of four runs
-        assert proc.returncode in (0, 3) and status and set(status.values()) <= {"complete",
-                                                                                 "stopped at the time limit"}
-    else:
-        assert proc.returncode == 3
+    if plan["protocol"] is not None:  # at least one seed of four runs was planned: each finished or stopped in time
+        assert proc.returncode in (0, 3) and status
+        assert all(s == "complete" or s.startswith(("stopped at the time limit", "not started")) for s in
+                   status.values()), status
+        assert proc.returncode == 0 or set(status.values()) != {"complete"}
+    else:  # a machine so loaded that the benchmark did not finish in its share: a benchmark record only
+        assert proc.returncode == 3 and not status
 
 
 def test_compiled_step_check_compares_with_eager():

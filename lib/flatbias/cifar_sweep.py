@@ -253,8 +253,8 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
           launcher: str = "local", slurm: Slurm | None = None, logs: str | os.PathLike | None = None,
           wait: bool = True, grace_s: float = 60.0) -> dict[str, str]:
     """Run ``runs`` as submitit jobs; return ``{name: status}``, status one of 'done before' (its record existed),
-    'complete', 'stopped at the time limit', 'not started (time limit)', 'failed (...; see LOG)' or, for SLURM jobs
-    not waited for, 'queued or running (slurm job ID)'.
+    'complete', 'stopped at the time limit' (possibly '... (cancelled ...)'), 'not started (time limit)',
+    'failed (...; see LOG)' or, for SLURM jobs not waited for, 'queued or running (slurm job ID)'.
 
     ``launcher="local"``: at most ``parallel`` runs at a time on this machine. With ``time_limit`` (seconds from
     now) every run stops, checkpointed, before it; no run starts with less than ``min_start_s`` left, and a run
@@ -327,10 +327,10 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
             if not wait:
                 break
             if deadline is not None and launcher == "local" and time.time() > deadline + grace_s:
-                for name, job in jobs.items():  # the run should have stopped itself: it hangs
+                for name, job in jobs.items():  # the run should have stopped itself (its start took long)
                     _cancel(job)
-                    status[name] = f"failed (still running {grace_s:g} s after the time limit; cancelled; " \
-                                   f"see {job.paths.stdout})"
+                    status[name] = f"stopped at the time limit (cancelled {grace_s:g} s after it; resumes from " \
+                                   f"its last checkpoint; see {job.paths.stdout})"
                 jobs.clear()
                 break
             if jobs:
@@ -342,6 +342,8 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
         bar.close()
     for name, job in jobs.items():  # SLURM jobs left to the cluster
         status[name] = f"queued or running (slurm job {job.job_id})"
+    for run in todo:  # the sweep stopped before their turn
+        status[run.name] = "not started (time limit)"
     return {r.name: status[r.name] for r in runs}
 
 
