@@ -90,3 +90,11 @@ def test_git_commit_marks_untracked_package_code_dirty(tmp_path):
     assert not records.git_commit(tmp_path).endswith("+dirty")
     (tmp_path / "lib" / "new_module.py").write_text("x = 1")
     assert records.git_commit(tmp_path).endswith("+dirty")
+
+
+def test_git_commit_outside_git_uses_the_declared_commit(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLATBIAS_COMMIT", raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert records.git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv("FLATBIAS_COMMIT", "abc123+dirty")
+    assert records.git_commit(tmp_path) == "abc123+dirty (declared)"

@@ -37,7 +37,9 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
     """The current commit hash, with ``+dirty`` when tracked files changed or the package (``lib/``) holds files
-    git does not track: then the commit alone does not contain the code that ran. 'unknown' outside git."""
+    git does not track: then the commit alone does not contain the code that ran. Outside git (a copy of the
+    working tree on a lent machine) ``$FLATBIAS_COMMIT`` as the copy's sender set it, marked ``(declared)``,
+    else 'unknown'."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         def git(*args: str) -> str:
@@ -48,7 +50,8 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         dirty = git("status", "--porcelain", "--untracked-files=no") or git(
             "ls-files", "--others", "--exclude-standard", "--", str(Path(top) / "lib"))
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        declared = os.environ.get("FLATBIAS_COMMIT", "").strip()
+        return f"{declared} (declared)" if declared else "unknown"
     return sha + ("+dirty" if dirty else "")
 
 
