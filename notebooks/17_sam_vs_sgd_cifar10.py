@@ -212,7 +212,8 @@ elif scale == "full" and not cr.load_runs(RESULTS):
                        "or a CUDA GPU to make them")
 runs = cr.load_runs(RESULTS, "full")
 reduced = cr.load_runs(RESULTS, "reduced")
-have_full, have_reduced = ({"SGD", "SAM ρ=0.2"} <= set(r) for r in (runs, reduced))
+have_full = {"SGD", "SAM ρ=0.2"} <= set(runs)
+have_reduced = "SGD" in reduced and any(k.startswith("SAM") for k in reduced)
 for name, r in (("full", runs), ("reduced", reduced)):
     n = sum(len(v) for v in r.values())
     print(f"{name}-protocol records: {n} ({', '.join(r) or 'none'})")
@@ -239,6 +240,15 @@ else:
     print("reduced-protocol records: none yet")
 
 # %% [markdown]
+# The reduced-protocol records come from one H200 lent to this book for about 15 minutes
+# (2026-11-30). The session script's plan, all four runs of seed 42 sharing the GPU, did not
+# finish within its budget: its estimate from the micro-benchmark (`gpu_benchmark.json` beside
+# the records) was too low, and a run stopped at the time limit brings back no record. The time
+# left ran two: SGD and SAM at ρ = 0.1, sharing the GPU. Their table row carries the data source
+# (the JPEG mirror, not the official archive) and their provenance. One seed and two optimizers
+# at 30 epochs are a first look, not the paper's table, and the claims below are not judged on
+# them.
+#
 # When a table above has no "ours" columns, **those runs have not been done yet**: they need a GPU, and this book's
 # build machine has none. Everything that feeds them (data, model, SAM, training loop, both metrics, the sweep
 # and the tables and curves of this chapter) is tested on the CPU; the next section runs the same pipeline at smoke
@@ -519,10 +529,11 @@ wall = time.perf_counter() - t_start
 paper = (chapter_record.paper_scale(PROTOCOL, scale, measured, {}, wall)
          if have_full else chapter_record.load(PROTOCOL))
 if have_reduced:
-    red_sgd = cr.final(reduced["SGD"], "rank")[0]
-    red_sam = cr.final(reduced["SAM ρ=0.2"], "rank")[0]
-    print(f"reduced protocol (reported, not a check): rank@99.9% "
-          f"SAM ρ=0.2 {red_sam:.0f}, SGD {red_sgd:.0f}")
+    print("reduced protocol, seed 42 (reported, not a check):")
+    for lab, recs in reduced.items():
+        print(f"  {lab}: rank@99.9% {cr.final(recs, 'rank')[0]:.0f}, proxy (100 images) "
+              f"{cr.final(recs, 'coherence_100')[0]:.4f}, test accuracy "
+              f"{cr.final(recs, 'test_acc')[0]:.4f}")
 
 # %% [markdown]
 # (verdict-17)=
