@@ -1,0 +1,374 @@
+"""Linear stability of heavy-ball SGD and SAM at an interpolating minimum (our extension of SPEC §B.4, issue 16).
+
+PyTorch's SGD with momentum β (dampening 0), v_{t+1} = β v_t + K̂_t w_t and w_{t+1} = w_t − η v_{t+1}, is the
+heavy ball w_{t+1} = w_t − η K̂_t w_t + β (w_t − w_{t−1}). With the state z_t = (w_t, w_{t−1}) ∈ R^{2r}
+
+    z_{t+1} = A_t z_t,   A_t = [[(1+β)I − ηK̂_t, −βI], [I, 0]],
+
+K̂_t = (1/B) Σ_{i∈S_t} K_i as in :mod:`flatbias.stability` (K_i = H_i for SGD, H_i (I + (ρ/α)H) for linearized
+SAM). The second moment Z_t = E[z_t z_tᵀ] (2r × 2r) obeys Z_{t+1} = 𝒯_β(Z_t) with (our derivation)
+
+    𝒯_β(Z) = Ā Z Āᵀ + η² E₁ [(a − 1) K̄ Z₁₁ K̄ᵀ + c Σ_i K_i Z₁₁ K_iᵀ] E₁ᵀ,
+
+Ā = E[A_t], E₁ = [I; 0], Z₁₁ the top-left r × r block and (a, c) the sampling coefficients of 𝒯
+(:func:`flatbias.stability.sampling_coefficients`): A_t − Ā = −η E₁(K̂_t − K̄)E₁ᵀ and
+E[K̂XK̂ᵀ] = a K̄XK̄ᵀ + c Σ K_iXK_iᵀ. 𝒯_β is a positive map (Z ⪰ 0 ⇒ 𝒯_β(Z) ⪰ 0), so ρ(𝒯_β) is an eigenvalue
+with a PSD eigenvector and E‖w_t‖² diverges for generic starts iff ρ(𝒯_β) > 1. At β = 0 the block Z₁₁ evolves
+by 𝒯 exactly. Null directions of H are neutral (eigenvalues 1 and β of Ā), so radii are taken on range(H).
+
+Diagonal families (K_i all diagonal) decouple into one 3 × 3 map per axis on (E w², E w w⁻, E w⁻²); its
+eigenvalue 1 is crossed at (our derivation, :func:`critical_eta_diagonal`)
+
+    η*_β = 2(1 − β²) k̄ / ((1 + β) q − 2β k̄²),   k̄ = mean k_i,  q = E[k̂²] = a k̄² + c Σ_i k_i²,
+
+which is 2k̄/q at β = 0 (:func:`flatbias.stability.critical_eta_diagonal`) and the deterministic edge
+2(1 + β)/k̄ when the batch is the whole set (q = k̄²).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import stability
+from . import validate as vd
+from .coherence import check_psd_family
+
+ALGORITHMS = ("auto", "dense", "arnoldi", "power")
+#: dense (2r)² × (2r)² matrix up to this range dimension r; matrix-free above
+DENSE_MAX_DIM = 14
+
+
+def _check_beta(beta) -> float:
+    return vd.probability("beta (the momentum β)", beta, hi_open=True)
+
+
+# ---------------------------------------------------------------------------------------------- the operator
+@dataclass
+class MomentumOperator:
+    """Z ↦ 𝒯_β(Z) on 2r × 2r matrices, for one family, method, sampling, η, B and β (module docstring)."""
+
+    op: stability.MeanSquareOperator  # the β = 0 operator: family, η, (a, c), ρ/α
+    beta: float
+
+    @property
+    def r(self) -> int:
+        return self.op.fam.r
+
+    @property
+    def Abar(self) -> torch.Tensor:
+        """E[A_t] = [[(1+β)I − ηK̄, −βI], [I, 0]]."""
+        r, b = self.r, self.beta
+        I = torch.eye(r, dtype=torch.float64)
+        top = torch.cat([(1 + b) * I - self.op.eta * self.op.Kbar, -b * I], 1)
+        return torch.cat([top, torch.cat([I, torch.zeros_like(I)], 1)], 0)
+
+    def noise(self, Z11: torch.Tensor) -> torch.Tensor:
+        """E[(K̂ − K̄) Z₁₁ (K̂ − K̄)ᵀ] = (a − 1) K̄Z₁₁K̄ᵀ + c Σ K_i Z₁₁ K_iᵀ."""
+        op = self.op
+        Hb, M = op.fam.Hbar, op.M
+        Y = M @ Z11 @ M if op.rho_over_alpha else Z11  # K_i Z K_iᵀ = H_i (M Z M) H_i
+        return (op.a - 1) * Hb @ Y @ Hb + op.c * op.fam.sum_sandwich(Y)
+
+    def __call__(self, Z: torch.Tensor) -> torch.Tensor:
+        r = self.r
+        A = self.Abar
+        out = A @ Z @ A.T
+        out[:r, :r] += self.op.eta ** 2 * self.noise(Z[:r, :r])
+        return out
+
+    def dense(self) -> torch.Tensor:
+        """The (2r)² × (2r)² matrix on row-major vec(Z): Ā⊗Ā + η² (E₁⊗E₁)[Q − K̄⊗K̄](E₁⊗E₁)ᵀ, with
+        Q = a K̄⊗K̄ + c Σ K_i⊗K_i from :meth:`flatbias.stability.MeanSquareOperator.dense_parts`."""
+        r = self.r
+        _, Q = self.op.dense_parts()
+        Kb = self.op.Kbar
+        inner = (Q - torch.kron(Kb, Kb)).reshape(r, r, r, r)
+        A = self.Abar
+        out = torch.kron(A, A).reshape(2 * r, 2 * r, 2 * r, 2 * r)
+        out[:r, :r, :r, :r] += self.op.eta ** 2 * inner
+        return out.reshape(4 * r * r, 4 * r * r)
+
+
+def _check_op(op) -> None:
+    if not isinstance(op, MomentumOperator):
+        raise vd.ArgumentTypeError(f"op must be a MomentumOperator (from momentum_operator); got {type(op).__name__}")
+
+
+def _momentum(fam: stability.Family, eta, B, beta, method: str, sampling: str,
+              rho_over_alpha: float) -> MomentumOperator:
+    r = stability._check_method(method, sampling, rho_over_alpha)
+    eta = vd.positive("eta (the learning rate η)", eta)
+    B = vd.batch_size(B, fam.n)
+    a, c = stability.sampling_coefficients(fam.n, B, sampling)
+    return MomentumOperator(stability.MeanSquareOperator(fam, eta, a, c, r), _check_beta(beta))
+
+
+def momentum_operator(H: torch.Tensor, eta: float, B: int, beta: float, method: str = "sgd",
+                      sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
+                      restrict: bool = False) -> MomentumOperator:
+    """𝒯_β for a dense PSD family H (n, d, d); on all of R^d unless ``restrict`` (then on range(H))."""
+    return _momentum(stability.family(H, restrict), eta, B, beta, method, sampling, rho_over_alpha)
+
+
+def momentum_operator_rank_one(G: torch.Tensor, eta: float, B: int, beta: float, c: float = 2.0,
+                               method: str = "sgd", sampling: str = "without_replacement",
+                               rho_over_alpha: float = 0.0) -> MomentumOperator:
+    """𝒯_β for rank-one H_i = c g_i g_iᵀ (G: (n, p)), on span{g_i}: each application costs O(n r² + r³)."""
+    return _momentum(stability.family_rank_one(G, c), eta, B, beta, method, sampling, rho_over_alpha)
+
+
+# ---------------------------------------------------------------------------------------------- spectral radius
+def radius_dense(op: MomentumOperator) -> float:
+    """ρ(𝒯_β) from the eigenvalues of the (2r)² × (2r)² matrix (small r)."""
+    _check_op(op)
+    return float(torch.linalg.eigvals(op.dense()).abs().max())
+
+
+def radius_arnoldi(op: MomentumOperator, tol: float = 1e-11) -> float:
+    """ρ(𝒯_β) by ARPACK (implicitly restarted Arnoldi) on vec(Z) ↦ vec(𝒯_β(Z)), matrix-free. 𝒯_β is not
+    self-adjoint (its eigenvalues can be complex), so a few eigenvalues of largest modulus are asked for."""
+    from scipy.sparse.linalg import LinearOperator, eigs
+
+    _check_op(op)
+    tol = vd.positive("tol", tol)
+    m = 2 * op.r
+    if m * m <= 16:
+        return radius_dense(op)
+
+    def mv(x):
+        Z = torch.from_numpy(np.array(np.real(x), dtype=np.float64).reshape(m, m))
+        return op(Z).reshape(-1).numpy().copy()
+
+    lin = LinearOperator((m * m, m * m), matvec=mv, dtype=np.float64)
+    vals = eigs(lin, k=min(4, m * m - 2), which="LM", tol=tol, return_eigenvectors=False,
+                v0=np.eye(m).reshape(-1), maxiter=50_000)
+    return float(np.abs(vals).max())
+
+
+def radius_power(op: MomentumOperator, steps: int = 4000) -> float:
+    """ρ(𝒯_β) as the growth rate of tr 𝒯_β^t(I) over the second half of ``steps`` iterations (geometric mean
+    of the per-step factors), matrix-free: the Perron root of a positive map, slow near complex eigenvalues."""
+    _check_op(op)
+    steps = vd.integer("steps", steps, 2)
+    m = 2 * op.r
+    Z = torch.eye(m, dtype=torch.float64) / m
+    logs = []
+    for _ in range(steps):
+        Z = op(Z)
+        f = float(torch.trace(Z))
+        if not (math.isfinite(f) and f > 0):
+            raise FloatingPointError(f"tr 𝒯_β^t(I) is not a positive finite number ({f})")
+        Z, _ = Z / f, logs.append(math.log(f))
+    return math.exp(sum(logs[steps // 2:]) / (steps - steps // 2))
+
+
+def radius(op: MomentumOperator, algorithm: str = "auto") -> float:
+    """ρ(𝒯_β): 'dense' for r ≤ :data:`DENSE_MAX_DIM` under 'auto', else 'arnoldi'; 'power' on request."""
+    _check_op(op)
+    vd.choice("algorithm", algorithm, ALGORITHMS)
+    if algorithm == "auto":
+        algorithm = "dense" if op.r <= DENSE_MAX_DIM else "arnoldi"
+    return {"dense": radius_dense, "arnoldi": radius_arnoldi, "power": radius_power}[algorithm](op)
+
+
+def spectral_radius(H: torch.Tensor, eta: float, B: int, beta: float, method: str = "sgd",
+                    sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
+                    algorithm: str = "auto") -> float:
+    """ρ(𝒯_β) on range(H) for a dense PSD family H (n, d, d): > 1 ⇔ linearized heavy-ball SGD (or SAM)
+    diverges in mean square."""
+    return radius(momentum_operator(H, eta, B, beta, method, sampling, rho_over_alpha, restrict=True), algorithm)
+
+
+def spectral_radius_rank_one(G: torch.Tensor, eta: float, B: int, beta: float, c: float = 2.0,
+                             method: str = "sgd", sampling: str = "without_replacement",
+                             rho_over_alpha: float = 0.0, algorithm: str = "auto") -> float:
+    """ρ(𝒯_β) for H_i = c g_i g_iᵀ on span{g_i}."""
+    op = momentum_operator_rank_one(G, eta, B, beta, c, method, sampling, rho_over_alpha)
+    return radius(op, algorithm)
+
+
+def critical_eta(H: torch.Tensor, B: int, beta: float, method: str = "sgd",
+                 sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
+                 rtol: float = 1e-9, grid: int = 64) -> float:
+    """The smallest η with ρ(𝒯_β) ≥ 1 on range(H) (dense; small d): scanned on a log grid from 10⁻³ to 2 times
+    the deterministic edge 2(1 + β)/λ₁(K̄) (a necessary condition: E[z_t] = Āᵗ z₀ must not grow), then
+    bisected to relative ``rtol``. The chapters compare it with closed forms instead of trusting it."""
+    fam = stability.family(H, restrict=True)
+    beta = _check_beta(beta)
+    rtol = vd.positive("rtol", rtol)
+    grid = vd.integer("grid", grid, 4)
+
+    def rho(eta):
+        return radius_dense(_momentum(fam, eta, B, beta, method, sampling, rho_over_alpha))
+
+    op0 = _momentum(fam, 1.0, B, beta, method, sampling, rho_over_alpha).op
+    lam = float(torch.linalg.eigvals(op0.Kbar).real.max())
+    edge = 2 * (1 + beta) / lam
+    etas = np.geomspace(1e-3 * edge, 2 * edge, grid)
+    lo = 0.0
+    for e in etas:
+        if rho(e) >= 1:
+            hi = float(e)
+            break
+        lo = float(e)
+    else:
+        raise RuntimeError(f"ρ(𝒯_β) < 1 up to twice the deterministic edge ({2 * edge:.4g}): impossible for a "
+                           "PSD family; report it")
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if rho(mid) < 1 else (lo, mid)
+    return hi
+
+
+# ---------------------------------------------------------------------------------------------- diagonal families
+def _diagonal_moments(D, B, method, sampling, rho_over_alpha):
+    """(k̄, q) per axis for H_i = diag(D_i), batched, from the β = 0 multipliers m(η) = 1 − 2ηk̄ + η²q."""
+    one = stability.diagonal_multipliers(D, 1.0, B, method, sampling, rho_over_alpha)
+    two = stability.diagonal_multipliers(D, 2.0, B, method, sampling, rho_over_alpha)
+    q = (two - 2 * one + 1) / 2
+    return (1 + q - one) / 2, q
+
+
+def axis_matrices(D: torch.Tensor, eta, B, beta, method: str = "sgd", sampling: str = "without_replacement",
+                  rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """The 3 × 3 map of each axis on (E w², E w w⁻, E w⁻²) for diagonal H_i = diag(D_i), batched: D (..., n, d),
+    η, B and β broadcast to (...); returns (..., d, 3, 3). With u = ηk̂ and p = 1 + β:
+    w′² = (p − u)² w² − 2β(p − u) w w⁻ + β² w⁻², w′w = (p − u) w² − β w w⁻, w⁻′ = w."""
+    kbar, q = _diagonal_moments(D, B, method, sampling, rho_over_alpha)
+    eta = vd.as_tensor("eta", eta).to(torch.float64)[..., None]
+    beta = vd.as_tensor("beta", beta).to(torch.float64)
+    if bool((beta < 0).any()) or bool((beta >= 1).any()):
+        raise vd.InvalidArgumentError(f"beta (the momentum β) must lie in [0, 1); got values such as "
+                                      f"{beta[(beta < 0) | (beta >= 1)].flatten()[:3].tolist()}")
+    beta = beta[..., None]
+    p = 1 + beta
+    u, u2 = eta * kbar, eta ** 2 * q  # E[ηk̂], E[(ηk̂)²]
+    shape = torch.broadcast_shapes(u.shape, beta.shape)
+    M = torch.zeros(*shape, 3, 3, dtype=torch.float64)
+    M[..., 0, 0] = p ** 2 - 2 * p * u + u2
+    M[..., 0, 1] = -2 * beta * (p - u)
+    M[..., 0, 2] = beta ** 2
+    M[..., 1, 0] = p - u
+    M[..., 1, 1] = -beta
+    M[..., 2, 0] = 1
+    return M
+
+
+def spectral_radius_diagonal(D: torch.Tensor, eta, B, beta, method: str = "sgd",
+                             sampling: str = "without_replacement", rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """ρ(𝒯_β) on range(H) for diagonal H_i = diag(D_i), batched (D (..., n, d); η, B, β broadcast to (...)).
+
+    Axes evolve independently in distribution; a cross-axis block E[z_k z_lᵀ] is bounded by
+    (E‖z_k‖² E‖z_l‖²)^{1/2} (Cauchy–Schwarz), so ρ(𝒯_β) is the largest radius of the per-axis 3 × 3 maps
+    (:func:`axis_matrices`; the antisymmetric part of an axis block has eigenvalue β) over axes with h̄_k > 0
+    (our derivation)."""
+    M = axis_matrices(D, eta, B, beta, method, sampling, rho_over_alpha)
+    rad = torch.linalg.eigvals(M).abs().amax(-1)
+    hbar = torch.as_tensor(D, dtype=torch.float64).mean(-2)
+    hbar = hbar.expand(rad.shape)
+    return torch.where(hbar > 0, rad, torch.full_like(rad, -math.inf)).amax(-1)
+
+
+def critical_eta_diagonal(D: torch.Tensor, B, beta, method: str = "sgd", sampling: str = "without_replacement",
+                          rho_over_alpha: float = 0.0) -> torch.Tensor:
+    """η*_β = min over axes with h̄_k > 0 of 2(1 − β²)k̄_k / ((1 + β)q_k − 2βk̄_k²), batched (module docstring):
+    det(M_k − I) = η[(1 + β)ηq_k − 2βηk̄_k² − 2(1 − β²)k̄_k] for the 3 × 3 map M_k of :func:`axis_matrices`,
+    whose only positive root is η*_β (our derivation)."""
+    kbar, q = _diagonal_moments(D, B, method, sampling, rho_over_alpha)
+    beta = vd.as_tensor("beta", beta).to(torch.float64)
+    if bool((beta < 0).any()) or bool((beta >= 1).any()):
+        raise vd.InvalidArgumentError(f"beta (the momentum β) must lie in [0, 1); got values such as "
+                                      f"{beta[(beta < 0) | (beta >= 1)].flatten()[:3].tolist()}")
+    beta = beta[..., None]
+    den = (1 + beta) * q - 2 * beta * kbar ** 2  # ≥ (1 − β) k̄² > 0 since q ≥ k̄²
+    eta_k = 2 * (1 - beta ** 2) * kbar / den.clamp_min(1e-300)
+    hbar = torch.as_tensor(D, dtype=torch.float64).mean(-2).expand(eta_k.shape)
+    return torch.where(hbar > 0, eta_k, torch.full_like(eta_k, math.inf)).amin(-1)
+
+
+# ---------------------------------------------------------------------------------------------- references
+def enumerated_operator(H: torch.Tensor, eta: float, B: int, beta: float, sampling: str = "without_replacement",
+                        max_batches: int = 20_000) -> torch.Tensor:
+    """E[A_S ⊗ A_S] over **every** minibatch S, A_S = [[(1+β)I − ηĤ_S, −βI], [I, 0]] built directly (row-major
+    vec): 𝒯_β of heavy-ball SGD on all of R^d by brute force, without the sampling coefficients (a, c) and
+    without the decomposition Ā + noise. Small n only."""
+    H = check_psd_family(H)
+    n, d = H.shape[0], H.shape[1]
+    B = vd.batch_size(B, n)
+    eta, beta = vd.positive("eta (the learning rate η)", eta), _check_beta(beta)
+    count = math.comb(n, B) if sampling == "without_replacement" else 2 ** n
+    if count > max_batches:
+        raise vd.InvalidArgumentError(f"{count} minibatches to enumerate (n = {n}, B = {B}); at most {max_batches}")
+    subsets, probs = stability._minibatches(n, B, sampling)
+    I, O = torch.eye(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64)
+    out = torch.zeros(4 * d * d, 4 * d * d, dtype=torch.float64)
+    for S, p in zip(subsets, probs):
+        Hs = H[list(S)].sum(0) / B if S else O
+        A = torch.cat([torch.cat([(1 + beta) * I - eta * Hs, -beta * I], 1), torch.cat([I, O], 1)], 0)
+        out += p * torch.kron(A, A)
+    return out
+
+
+def simulate(H: torch.Tensor, eta: float, B: int, beta: float, w0: torch.Tensor, steps: int, runs: int,
+             method: str = "sgd", rho_over_alpha: float = 0.0, generator: torch.Generator | None = None,
+             ) -> torch.Tensor:
+    """Monte Carlo of linearized heavy-ball SGD / SAM, minibatches of B distinct indices (without replacement),
+    all ``runs`` at once: returns ‖w_t‖² of shape (steps + 1, runs), w_{−1} = w_0 = ``w0``. Each run draws its
+    own minibatches; SAM uses K_i = H_i (I + (ρ/α)H)."""
+    H = check_psd_family(H)
+    n, d = H.shape[0], H.shape[1]
+    B = vd.batch_size(B, n)
+    eta, beta = vd.positive("eta (the learning rate η)", eta), _check_beta(beta)
+    steps, runs = vd.integer("steps", steps, 0), vd.integer("runs", runs, 1)
+    r = stability._check_method(method, "without_replacement", rho_over_alpha)
+    vd.tensor("w0", w0, 1, "(d,)")
+    w0 = vd.shape("w0", w0, (d,), f"to match H's d = {d}").to(torch.float64)
+    K = H @ (torch.eye(d, dtype=torch.float64) + r * H.mean(0))  # (n, d, d)
+    w = w0.expand(runs, d).clone()
+    prev = w.clone()
+    out = [w.pow(2).sum(1)]
+    for _ in range(steps):
+        idx = torch.rand(runs, n, generator=generator).argsort(1)[:, :B]  # B distinct indices per run
+        Kb = K[idx].mean(1)  # (runs, d, d)
+        new = (1 + beta) * w - eta * torch.einsum("rij,rj->ri", Kb, w) - beta * prev
+        prev, w = w, new
+        out.append(w.pow(2).sum(1))
+    return torch.stack(out)
+
+
+def top_left_traces(op: MomentumOperator, Z0: torch.Tensor, steps: int) -> torch.Tensor:
+    """tr (𝒯_β^t Z₀)₁₁ = E‖w_t‖², t = 0..steps."""
+    _check_op(op)
+    steps = vd.integer("steps", steps, 0)
+    m = 2 * op.r
+    vd.tensor("Z0", Z0, 2, "(2r, 2r)")
+    Z = vd.shape("Z0", Z0, (m, m), f"(2r with r = {op.r})").to(torch.float64)
+    out = [float(torch.trace(Z[:op.r, :op.r]))]
+    for _ in range(steps):
+        Z = op(Z)
+        out.append(float(torch.trace(Z[:op.r, :op.r])))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------- closed forms
+def deterministic_edge(lambda_max: float, beta: float) -> float:
+    """η at which full-batch heavy ball on a quadratic of curvature λ₁ loses stability: 2(1 + β)/λ₁."""
+    return 2 * (1 + _check_beta(beta)) / vd.positive("lambda_max (λ₁)", lambda_max)
+
+
+def effective_dexter_eta(H: torch.Tensor, B: int, beta: float, sigma: float | None = None) -> float:
+    """Dexter et al.'s threshold (:func:`flatbias.stability.dexter_eta`) read with the effective learning rate
+    η/(1 − β): η ≥ (1 − β) σ / (λ₁(H) √(n/B − 1)) ⇒ divergence, a reading we test, not a theorem."""
+    return (1 - _check_beta(beta)) * stability.dexter_eta(H, B, sigma)
+
+
+__all__ = [
+    "ALGORITHMS", "MomentumOperator", "axis_matrices", "critical_eta", "critical_eta_diagonal",
+    "deterministic_edge", "effective_dexter_eta", "enumerated_operator", "momentum_operator",
+    "momentum_operator_rank_one", "radius", "radius_arnoldi", "radius_dense", "radius_power", "simulate",
+    "spectral_radius", "spectral_radius_diagonal", "spectral_radius_rank_one", "top_left_traces",
+]

@@ -1,0 +1,145 @@
+"""Heavy-ball stability operators (flatbias.momentum) against brute force, Monte Carlo, β = 0 and closed forms."""
+
+import math
+
+import pytest
+import torch
+
+from flatbias import momentum as mo
+from flatbias import stability as st
+from flatbias.validate import InvalidArgumentError
+
+
+def family(n, d, k=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, d, k, dtype=torch.float64, generator=g)
+    return A @ A.transpose(1, 2) / k
+
+
+def diagonal(n, d, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    D = torch.rand(n, d, dtype=torch.float64, generator=g) * (torch.rand(n, d, generator=g) < 0.5)
+    D[:, 0] += 0.1
+    return D
+
+
+@pytest.mark.parametrize("sampling", ["without_replacement", "bernoulli"])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_operator_equals_brute_force_over_every_minibatch(sampling, beta):
+    H = family(5, 3)
+    op = mo.momentum_operator(H, 0.3, 2, beta, sampling=sampling)
+    assert torch.allclose(op.dense(), mo.enumerated_operator(H, 0.3, 2, beta, sampling), atol=1e-13)
+
+
+def test_dense_matrix_is_the_map():
+    H = family(6, 3, seed=1)
+    op = mo.momentum_operator(H, 0.4, 2, 0.7, method="sam", rho_over_alpha=0.5)
+    Z = torch.randn(6, 6, dtype=torch.float64)
+    assert torch.allclose((op.dense() @ Z.reshape(-1)).reshape(6, 6), op(Z), atol=1e-13)
+
+
+@pytest.mark.parametrize("method,ra", [("sgd", 0.0), ("sam", 0.8)])
+def test_beta_zero_is_the_existing_operator_exactly(method, ra):
+    H = family(5, 3, seed=2)
+    op = mo.momentum_operator(H, 0.3, 2, 0.0, method=method, rho_over_alpha=ra)
+    T = st.mean_square_operator(H, 0.3, 2, method=method, rho_over_alpha=ra)
+    Z = torch.randn(6, 6, dtype=torch.float64)
+    Z = Z @ Z.T
+    assert torch.allclose(op(Z)[:3, :3], T(Z[:3, :3]), atol=1e-14, rtol=0)
+    for alg in ("dense", "arnoldi"):
+        assert mo.spectral_radius(H, 0.3, 2, 0.0, method, rho_over_alpha=ra, algorithm=alg) == pytest.approx(
+            st.spectral_radius(H, 0.3, 2, method, rho_over_alpha=ra), rel=1e-10)
+
+
+def test_monte_carlo_matches_the_second_moment():
+    H = family(6, 3, seed=3)
+    w0 = torch.ones(3, dtype=torch.float64)
+    sims = mo.simulate(H, 0.3, 2, 0.5, w0, 15, 40_000, generator=torch.Generator().manual_seed(0))
+    z = torch.cat([w0, w0])
+    exact = mo.top_left_traces(mo.momentum_operator(H, 0.3, 2, 0.5), torch.outer(z, z), 15)
+    zs = (sims.mean(1) - exact) / (sims.std(1) / math.sqrt(sims.shape[1])).clamp_min(1e-12)
+    assert float(zs[1:].abs().max()) < 4.5
+    assert float(zs[0]) == 0
+
+
+def test_monte_carlo_sam_matches_and_differs_from_sgd():
+    H = family(6, 3, seed=4)
+    w0 = torch.ones(3, dtype=torch.float64)
+    sims = mo.simulate(H, 0.3, 2, 0.5, w0, 10, 40_000, method="sam", rho_over_alpha=1.0,
+                       generator=torch.Generator().manual_seed(1))
+    z = torch.cat([w0, w0])
+    sam = mo.top_left_traces(mo.momentum_operator(H, 0.3, 2, 0.5, "sam", rho_over_alpha=1.0),
+                             torch.outer(z, z), 10)
+    sgd = mo.top_left_traces(mo.momentum_operator(H, 0.3, 2, 0.5), torch.outer(z, z), 10)
+    se = sims.std(1) / math.sqrt(sims.shape[1])
+    assert float(((sims.mean(1) - sam) / se.clamp_min(1e-12))[1:].abs().max()) < 4.5
+    assert float(((sims.mean(1) - sgd) / se.clamp_min(1e-12))[1:].abs().max()) > 10
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("method,ra", [("sgd", 0.0), ("sam", 0.7)])
+def test_diagonal_radius_and_threshold_equal_the_dense_operator(beta, method, ra):
+    D = diagonal(6, 4)
+    H = torch.diag_embed(D)
+    rad = float(mo.spectral_radius_diagonal(D, 0.2, 2, beta, method, rho_over_alpha=ra))
+    assert rad == pytest.approx(mo.spectral_radius(H, 0.2, 2, beta, method, rho_over_alpha=ra), rel=1e-12)
+    eta = float(mo.critical_eta_diagonal(D, 2, beta, method, rho_over_alpha=ra))
+    assert eta == pytest.approx(mo.critical_eta(H, 2, beta, method, rho_over_alpha=ra), rel=1e-8)
+    for f, above in ((0.999, False), (1.001, True)):
+        assert (mo.spectral_radius(H, f * eta, 2, beta, method, rho_over_alpha=ra) > 1) is above
+
+
+def test_diagonal_is_batched_and_beta_zero_is_sgd():
+    D = torch.stack([diagonal(6, 4, s) for s in range(3)])
+    eta = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    got = mo.spectral_radius_diagonal(D, eta, 2, 0.0)
+    assert torch.allclose(got, st.spectral_radius_diagonal(D, eta, 2), rtol=1e-12)
+    assert torch.allclose(mo.critical_eta_diagonal(D, 2, 0.0), st.critical_eta_diagonal(D, 2), rtol=1e-12)
+    betas = torch.tensor([0.0, 0.5, 0.9], dtype=torch.float64)
+    for i, b in enumerate(betas.tolist()):
+        assert float(mo.spectral_radius_diagonal(D, eta, 2, betas)[i]) == pytest.approx(
+            float(mo.spectral_radius_diagonal(D[i], float(eta[i]), 2, b)), rel=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_full_batch_threshold_is_the_deterministic_edge(beta):
+    H = family(4, 3, seed=5)
+    lam = float(torch.linalg.eigvalsh(H.mean(0))[-1])
+    assert mo.critical_eta(H, 4, beta) == pytest.approx(mo.deterministic_edge(lam, beta), rel=1e-7)
+    assert mo.critical_eta(H, 2, beta) < mo.deterministic_edge(lam, beta)  # noise only lowers it
+
+
+def test_radius_algorithms_agree_on_a_larger_family():
+    H = family(20, 16, 4, seed=6)
+    op = mo.momentum_operator(H, 0.2, 4, 0.6, restrict=True)
+    dense = mo.radius_dense(op)
+    assert mo.radius_arnoldi(op) == pytest.approx(dense, rel=1e-9)
+    assert mo.radius_power(op) == pytest.approx(dense, rel=1e-4)
+    assert mo.radius(op) == pytest.approx(dense, rel=1e-9)  # 'auto': arnoldi above DENSE_MAX_DIM
+
+
+def test_rank_one_operator_equals_the_dense_family():
+    g = torch.Generator().manual_seed(7)
+    G = torch.randn(6, 9, dtype=torch.float64, generator=g)
+    H = 2 * G[:, :, None] * G[:, None, :]
+    a = mo.spectral_radius_rank_one(G, 0.05, 2, 0.5, method="sam", rho_over_alpha=0.3, algorithm="dense")
+    b = mo.spectral_radius(H, 0.05, 2, 0.5, method="sam", rho_over_alpha=0.3, algorithm="dense")
+    assert a == pytest.approx(b, rel=1e-10)
+
+
+def test_arguments_are_checked_once_with_their_names():
+    H = family(4, 2)
+    with pytest.raises(InvalidArgumentError, match="beta"):
+        mo.momentum_operator(H, 0.1, 2, 1.0)
+    with pytest.raises(InvalidArgumentError, match="beta"):
+        mo.spectral_radius_diagonal(torch.ones(4, 2), 0.1, 2, torch.tensor([0.5, -0.1]))
+    with pytest.raises(InvalidArgumentError, match="eta"):
+        mo.momentum_operator(H, -0.1, 2, 0.5)
+    with pytest.raises(InvalidArgumentError, match="B"):
+        mo.momentum_operator(H, 0.1, 5, 0.5)
+    with pytest.raises(InvalidArgumentError, match="ρ/α"):
+        mo.momentum_operator(H, 0.1, 2, 0.5, method="sgd", rho_over_alpha=1.0)
+    with pytest.raises(InvalidArgumentError, match="w0"):
+        mo.simulate(H, 0.1, 2, 0.5, torch.ones(3, dtype=torch.float64), 2, 2)
+    with pytest.raises(TypeError, match="MomentumOperator"):
+        mo.radius_dense(st.mean_square_operator(H, 0.1, 2))
