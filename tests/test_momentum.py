@@ -143,3 +143,12 @@ def test_arguments_are_checked_once_with_their_names():
         mo.simulate(H, 0.1, 2, 0.5, torch.ones(3, dtype=torch.float64), 2, 2)
     with pytest.raises(TypeError, match="MomentumOperator"):
         mo.radius_dense(st.mean_square_operator(H, 0.1, 2))
+
+
+def test_family_thresholds_at_beta_zero_are_the_plain_thresholds():
+    H = mo.random_family(6, 3, 2, torch.Generator().manual_seed(8))
+    out = mo.family_thresholds(H, 3, [0.0, 0.5], rho_over_alpha=0.2)
+    assert out["sgd"][0] == pytest.approx(st.critical_eta(H, 3), rel=1e-6)
+    assert out["sam"][0] == pytest.approx(st.critical_eta(H, 3, "sam", rho_over_alpha=0.2), rel=1e-6)
+    assert out["sam"][1] < out["sgd"][1]
+    assert out["eta_dexter"] == pytest.approx(st.dexter_eta(H, 3))

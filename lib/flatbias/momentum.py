@@ -162,7 +162,8 @@ def radius_power(op: MomentumOperator, steps: int = 4000) -> float:
         f = float(torch.trace(Z))
         if not (math.isfinite(f) and f > 0):
             raise FloatingPointError(f"tr 𝒯_β^t(I) is not a positive finite number ({f})")
-        Z, _ = Z / f, logs.append(math.log(f))
+        logs.append(math.log(f))
+        Z = Z / f
     return math.exp(sum(logs[steps // 2:]) / (steps - steps // 2))
 
 
@@ -193,7 +194,7 @@ def spectral_radius_rank_one(G: torch.Tensor, eta: float, B: int, beta: float, c
 
 def critical_eta(H: torch.Tensor, B: int, beta: float, method: str = "sgd",
                  sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
-                 rtol: float = 1e-9, grid: int = 64) -> float:
+                 rtol: float = 1e-9, grid: int = 16) -> float:
     """The smallest η with ρ(𝒯_β) ≥ 1 on range(H) (dense; small d): scanned on a log grid from 10⁻³ to 2 times
     the deterministic edge 2(1 + β)/λ₁(K̄) (a necessary condition: E[z_t] = Āᵗ z₀ must not grow), then
     bisected to relative ``rtol``. The chapters compare it with closed forms instead of trusting it."""
@@ -366,9 +367,33 @@ def effective_dexter_eta(H: torch.Tensor, B: int, beta: float, sigma: float | No
     return (1 - _check_beta(beta)) * stability.dexter_eta(H, B, sigma)
 
 
+# ---------------------------------------------------------------------------------------------- a study over families
+def random_family(n: int, d: int, rank: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """H_i = A_i A_iᵀ / rank with A_i (d, rank) standard normal: a PSD family (n, d, d) for the studies."""
+    n, d, rank = vd.integer("n", n, 1), vd.integer("d", d, 1), vd.integer("rank", rank, 1)
+    A = torch.randn(n, d, rank, dtype=torch.float64, generator=generator)
+    return A @ A.transpose(1, 2) / rank
+
+
+def family_thresholds(H: torch.Tensor, B: int, betas, rho_over_alpha: float = 0.0, rtol: float = 1e-7) -> dict:
+    """For one family: λ₁(H), σ, Dexter's η_D and, per β, the exact thresholds η*_β of SGD and (when
+    ``rho_over_alpha`` > 0) of SAM, each by :func:`critical_eta`."""
+    from .coherence import coherence
+
+    H = check_psd_family(H)
+    B = vd.batch_size(B, H.shape[0])
+    out = {"n": H.shape[0], "d": H.shape[1], "B": B, "lam": float(torch.linalg.eigvalsh(H.mean(0))[-1]),
+           "sigma": float(coherence(H)[0]), "eta_dexter": stability.dexter_eta(H, B), "sgd": [], "sam": []}
+    for beta in betas:
+        out["sgd"].append(critical_eta(H, B, beta, rtol=rtol))
+        if rho_over_alpha:
+            out["sam"].append(critical_eta(H, B, beta, "sam", rho_over_alpha=rho_over_alpha, rtol=rtol))
+    return out
+
+
 __all__ = [
     "ALGORITHMS", "MomentumOperator", "axis_matrices", "critical_eta", "critical_eta_diagonal",
-    "deterministic_edge", "effective_dexter_eta", "enumerated_operator", "momentum_operator",
-    "momentum_operator_rank_one", "radius", "radius_arnoldi", "radius_dense", "radius_power", "simulate",
+    "deterministic_edge", "effective_dexter_eta", "enumerated_operator", "family_thresholds", "momentum_operator",
+    "momentum_operator_rank_one", "radius", "random_family", "radius_arnoldi", "radius_dense", "radius_power", "simulate",
     "spectral_radius", "spectral_radius_diagonal", "spectral_radius_rank_one", "top_left_traces",
 ]
