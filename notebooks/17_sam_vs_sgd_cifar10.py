@@ -531,9 +531,9 @@ paper = (chapter_record.paper_scale(PROTOCOL, scale, measured, {}, wall)
 if have_reduced:
     print("reduced protocol, seed 42 (reported, not a check):")
     for lab, recs in reduced.items():
-        print(f"  {lab}: rank@99.9% {cr.final(recs, 'rank')[0]:.0f}, proxy (100 images) "
-              f"{cr.final(recs, 'coherence_100')[0]:.4f}, test accuracy "
-              f"{cr.final(recs, 'test_acc')[0]:.4f}")
+        rank, proxy = cr.final(recs, "rank")[0], cr.final(recs, "coherence_100")[0]
+        print(f"  {lab}: rank@99.9% {rank:.0f}, proxy (100 images) {proxy:.4f}, "
+              f"test accuracy {cr.final(recs, 'test_acc')[0]:.4f}")
 
 # %% [markdown]
 # (verdict-17)=

@@ -391,8 +391,104 @@ def family_thresholds(H: torch.Tensor, B: int, betas, rho_over_alpha: float = 0.
     return out
 
 
+# ---------------------------------------------------------------------------------------------- large families
+def _sgd_form(fam: stability.Family, rho_over_alpha: float) -> stability.Family:
+    """SAM's family as an SGD family with the same 𝒯_β spectrum, in the eigenbasis of its mean.
+
+    Conjugating z by I₂ ⊗ M^{1/2} (M = I + (ρ/α)H̄ commutes with H̄) turns K_i = H_iM into
+    H̃_i = M^{1/2}H_iM^{1/2} and leaves Ā's other blocks alone, as for β = 0
+    (:func:`flatbias.stability.symmetrized`). Rotating by the eigenvectors V of H̃̄ makes H̃̄ diagonal."""
+    op = stability.symmetrized(stability.MeanSquareOperator(fam, 1.0, 1.0, 0.0, rho_over_alpha))
+    f = op.fam
+    kappa, V = torch.linalg.eigh(0.5 * (f.Hbar + f.Hbar.T))
+    if f.U is not None:
+        return stability.Family(Hbar=torch.diag(kappa), U=f.U @ V, c=f.c)
+    return stability.Family(Hbar=torch.diag(kappa), H=V.T @ f.H @ V)
+
+
+def margin(fam: stability.Family, eta: float, B: int, beta: float, sampling: str = "without_replacement",
+           rho_over_alpha: float = 0.0, tol: float = 1e-10) -> float:
+    """μ(η) with ρ(𝒯_β) < 1 ⇔ μ(η) < 1, matrix-free on r × r matrices (our derivation).
+
+    𝒯_β = 𝒜 + 𝒩 with 𝒜(Z) = ĀZĀᵀ (ρ(𝒜) < 1 below the edge ηκ_max < 2(1+β)) and 𝒩 positive, so
+    ρ(𝒯_β) < 1 ⇔ ρ((I − 𝒜)⁻¹𝒩) < 1. 𝒩 acts through Z₁₁ only, and solving W = ĀWĀᵀ + E₁FE₁ᵀ in the
+    eigenbasis of K̄ (eigenvalues κ_j, p_j = 1 + β − ηκ_j) gives ℓ_jl W₁₁,jl = F_jl with
+    ℓ_jl = (1 − β²) + [β(p_j² + p_l²) − (1 + β²)p_jp_l]/(1 − β²) > 0. Hence μ(η) is the largest
+    eigenvalue of X ↦ η² ℓ^{−1/2} ∘ N(ℓ^{−1/2} ∘ X), N(X) = (a − 1)K̄XK̄ + c Σ_i K_iXK_iᵀ, a self-adjoint
+    map (Lanczos). Returns inf at or beyond the edge (there E[z_t] already grows)."""
+    beta, eta = _check_beta(beta), vd.positive("eta (the learning rate η)", eta)
+    B = vd.batch_size(B, fam.n)
+    f = _sgd_form(fam, stability._check_method("sam" if rho_over_alpha else "sgd", sampling, rho_over_alpha))
+    return _margin(f, eta, B, beta, sampling, tol)
+
+
+def _margin(f: stability.Family, eta: float, B: int, beta: float, sampling: str, tol: float = 1e-10) -> float:
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    kappa = f.Hbar.diagonal().clamp_min(0)
+    if eta * float(kappa.max()) >= 2 * (1 + beta):
+        return math.inf
+    a, c = stability.sampling_coefficients(f.n, B, sampling)
+    p = 1 + beta - eta * kappa
+    s2 = 1 - beta ** 2
+    ell = s2 + (beta * (p[:, None] ** 2 + p[None, :] ** 2) - (1 + beta ** 2) * p[:, None] * p[None, :]) / s2
+    scale = eta * ell.clamp_min(1e-300).rsqrt()  # η ℓ^{-1/2}, so that the map is η² ℓ^{-1/2} N ℓ^{-1/2}
+    kk = kappa[:, None] * kappa[None, :]
+    r = f.r
+
+    def apply(X):
+        Y = scale * X
+        return scale * ((a - 1) * kk * Y + c * f.sum_sandwich(Y))
+
+    if r * r <= 4:
+        E = torch.eye(r * r, dtype=torch.float64)
+        M = torch.stack([apply(E[k].reshape(r, r)).reshape(-1) for k in range(r * r)], 1)
+        return float(torch.linalg.eigvalsh(0.5 * (M + M.T)).abs().max())
+
+    def mv(x):
+        X = torch.from_numpy(np.array(x, dtype=np.float64).reshape(r, r))
+        return apply(X).reshape(-1).numpy().copy()
+
+    if a == 1 and c == 0:  # the whole set every step: no minibatch noise, 𝒩 = 0
+        return 0.0
+    lin = LinearOperator((r * r, r * r), matvec=mv, dtype=np.float64)
+    v0 = np.eye(r).reshape(-1) + np.random.default_rng(0).random(r * r) * 1e-3
+    vals = eigsh(lin, k=1, which="LM", tol=tol, return_eigenvectors=False, v0=v0, maxiter=100_000)
+    return float(np.abs(vals).max())
+
+
+def critical_eta_family(fam: stability.Family, B: int, beta: float, sampling: str = "without_replacement",
+                        rho_over_alpha: float = 0.0, rtol: float = 1e-6, grid: int = 8) -> float:
+    """The smallest η with ρ(𝒯_β) ≥ 1, from μ(η) = 1 (:func:`margin`): scanned on a log grid below the edge
+    2(1 + β)/κ_max, then bisected to relative ``rtol``. Matrix-free: for families with r up to a few hundred."""
+    beta, rtol = _check_beta(beta), vd.positive("rtol", rtol)
+    grid = vd.integer("grid", grid, 2)
+    B = vd.batch_size(B, fam.n)
+    f = _sgd_form(fam, stability._check_method("sam" if rho_over_alpha else "sgd", sampling, rho_over_alpha))
+    edge = 2 * (1 + beta) / float(f.Hbar.diagonal().max())
+    lo, hi = 0.0, edge
+    for e in np.geomspace(1e-3 * edge, edge, grid, endpoint=False):
+        if _margin(f, float(e), B, beta, sampling) >= 1:
+            hi = float(e)
+            break
+        lo = float(e)
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _margin(f, mid, B, beta, sampling) < 1 else (lo, mid)
+    return hi
+
+
+def critical_eta_rank_one(G: torch.Tensor, B: int, beta: float, c: float = 2.0, method: str = "sgd",
+                          sampling: str = "without_replacement", rho_over_alpha: float = 0.0,
+                          rtol: float = 1e-6) -> float:
+    """η*_β for H_i = c g_i g_iᵀ (G: (n, p)) by :func:`critical_eta_family` on span{g_i}."""
+    ra = stability._check_method(method, sampling, rho_over_alpha)
+    return critical_eta_family(stability.family_rank_one(G, c), B, beta, sampling, ra, rtol)
+
+
 __all__ = [
     "ALGORITHMS", "MomentumOperator", "axis_matrices", "critical_eta", "critical_eta_diagonal",
+    "critical_eta_family", "critical_eta_rank_one", "margin",
     "deterministic_edge", "effective_dexter_eta", "enumerated_operator", "family_thresholds", "momentum_operator",
     "momentum_operator_rank_one", "radius", "random_family", "radius_arnoldi", "radius_dense", "radius_power", "simulate",
     "spectral_radius", "spectral_radius_diagonal", "spectral_radius_rank_one", "top_left_traces",
