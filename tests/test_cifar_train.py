@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import tiny_cifar
+from flatbias import cifar_results as cr
 from flatbias import cifar_train as ct, records
 
 
@@ -179,9 +180,15 @@ def test_time_limit_checkpoints_stops_and_resumes_exactly(tmp_path):
     part = ct.train(_cfg(epochs=3, milestones=(2,), checkpoint_every=5), data, out_dir=tmp_path / "b", progress=False,
                     stop_after_s=0.0)  # out of time after the first epoch: checkpoint although not due, no record
     assert not part["complete"] and [r["epoch"] for r in part["history"]] == [1] and part["record_path"] is None
-    assert not list((tmp_path / "b").glob("*.json")) and (tmp_path / "b" / "checkpoints").is_dir()
+    partial = ct.partial_record_path(tmp_path / "b", _cfg(epochs=3, milestones=(2,), checkpoint_every=5))
+    assert [p.name for p in (tmp_path / "b").glob("*.json")] == [partial.name]  # the history so far, marked
+    rec = records.read_record(partial)
+    assert rec["name"].startswith("cifar10-partial/") and rec["metrics"]["complete"] is False
+    assert rec["metrics"]["epochs_done"] == 1 and len(rec["metrics"]["history"]) == 1
+    assert not cr.load_runs(tmp_path / "b", rec["settings"]["protocol"])  # never read as a result
+    assert (tmp_path / "b" / "checkpoints").is_dir()
     done = ct.train(_cfg(epochs=3, milestones=(2,), checkpoint_every=5), data, out_dir=tmp_path / "b", progress=False)
-    assert done["complete"] and done["record_path"] is not None
+    assert done["complete"] and done["record_path"] is not None and not partial.exists()
     for (k, u), v in zip(full["model"].state_dict().items(), done["model"].state_dict().values()):
         assert torch.equal(u, v), k
     with pytest.raises(ValueError, match="checkpoint folder"):

@@ -152,3 +152,35 @@ def test_family_thresholds_at_beta_zero_are_the_plain_thresholds():
     assert out["sam"][0] == pytest.approx(st.critical_eta(H, 3, "sam", rho_over_alpha=0.2), rel=1e-6)
     assert out["sam"][1] < out["sgd"][1]
     assert out["eta_dexter"] == pytest.approx(st.dexter_eta(H, 3))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("method,ra", [("sgd", 0.0), ("sam", 0.3)])
+def test_margin_gives_the_dense_verdict_and_threshold(beta, method, ra):
+    for seed in range(4):
+        H = mo.random_family(6, 4, 2, torch.Generator().manual_seed(20 + seed))
+        fam = st.family(H)
+        eta = mo.critical_eta(H, 3, beta, method, rho_over_alpha=ra)
+        assert mo.critical_eta_family(fam, 3, beta, rho_over_alpha=ra, rtol=1e-9) == pytest.approx(eta, rel=1e-7)
+        for f in (0.5, 0.95, 1.05, 1.5):
+            fast = mo.margin(fam, f * eta, 3, beta, rho_over_alpha=ra) < 1
+            assert fast == (mo.spectral_radius(H, f * eta, 3, beta, method, rho_over_alpha=ra) < 1)
+
+
+def test_margin_edge_cases():
+    H = mo.random_family(5, 3, 2, torch.Generator().manual_seed(30))
+    fam = st.family(H)
+    lam = float(torch.linalg.eigvalsh(H.mean(0))[-1])
+    assert mo.margin(fam, mo.deterministic_edge(lam, 0.5) * 1.01, 2, 0.5) == math.inf
+    assert mo.margin(fam, 0.1, 5, 0.5) == 0.0  # B = n: no minibatch noise
+    assert mo.critical_eta_family(fam, 5, 0.5) == pytest.approx(mo.deterministic_edge(lam, 0.5), rel=1e-5)
+
+
+def test_rank_one_threshold_equals_the_dense_family():
+    g = torch.Generator().manual_seed(31)
+    G = torch.randn(7, 12, dtype=torch.float64, generator=g)
+    H = 2 * G[:, :, None] * G[:, None, :]
+    for beta in (0.0, 0.9):
+        assert mo.critical_eta_rank_one(G, 3, beta, rtol=1e-9) == pytest.approx(
+            mo.critical_eta(H, 3, beta), rel=1e-7)
+    assert mo.critical_eta_rank_one(G, 3, 0.0, rtol=1e-9) == pytest.approx(st.critical_eta_rank_one(G, 3), rel=1e-7)

@@ -437,16 +437,30 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
     result = {"config": dataclasses.asdict(cfg), "data": data.info, "history": history, "model": model,
               "device": str(dev), "wall_time_s": elapsed, "record_path": None, "complete": complete,
               "checkpoint": None if ckpt is None else str(ckpt)}
-    if out_dir is not None and complete:
+    if out_dir is not None:
         settings = {**dataclasses.asdict(cfg), "data": data.info, "device": str(dev), "protocol": cfg.protocol,
                     "numerics": precision.numerics(cfg.precision, dev),
                     "protocol_note": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)"}
         last = history[-1] if history else {}
         summary = {k: last.get(k) for k in ("test_acc", "rank", "coherence_100", "coherence_1000")}
-        result["record_path"] = records.write_record(
-            Path(out_dir) / f"{cfg.name}.json", f"cifar10/{cfg.name}", cfg.scale, settings,
-            {"final": summary, "history": history}, wall_time_s=elapsed)
+        partial = partial_record_path(out_dir, cfg)
+        if complete:
+            result["record_path"] = records.write_record(
+                Path(out_dir) / f"{cfg.name}.json", f"cifar10/{cfg.name}", cfg.scale, settings,
+                {"final": summary, "history": history}, wall_time_s=elapsed)
+            partial.unlink(missing_ok=True)
+        else:  # what a machine that is taken back before the end still brings home; never read as a result
+            result["partial_record_path"] = records.write_record(
+                partial, f"cifar10-partial/{cfg.name}", cfg.scale, settings,
+                {"complete": False, "epochs_done": int(last.get("epoch", 0)), "last": summary,
+                 "history": history}, wall_time_s=elapsed)
     return result
+
+
+def partial_record_path(out_dir: str | Path, cfg: TrainConfig) -> Path:
+    """``<out>/<run>.partial.json``: the history of a run stopped at its time limit, replaced by the record when
+    the run completes. Its name (``cifar10-partial/...``) keeps it out of the tables (:mod:`flatbias.cifar_results`)."""
+    return Path(out_dir) / f"{cfg.name}.partial.json"
 
 
 def parser() -> argparse.ArgumentParser:

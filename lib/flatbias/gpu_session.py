@@ -23,7 +23,8 @@ ResNet-18 checkpoint is too big to bring back, so every run must finish inside t
 4. **runs**: :func:`flatbias.cifar_sweep.sweep` on submitit's local executor, each run stopping (checkpointed) before
    the budget is spent;
 5. **records** in ``--out``, small JSON only: one training record per finished run (``<run>.json``, the format of
-   ``results/cifar10/``), ``gpu_benchmark.json`` (environment, benchmark, plan) and ``gpu_session.json`` (plan,
+   ``results/cifar10/``), the history of a run stopped at the time limit (``<run>.partial.json``, marked
+   incomplete and never read as a result), ``gpu_benchmark.json`` (environment, benchmark, plan) and ``gpu_session.json`` (plan,
    outcome of every run, phase times, the tail of a failed run's log). Checkpoints and job logs stay in ``--work``
    (a temporary folder, deleted at the end unless ``--keep-work``).
 
