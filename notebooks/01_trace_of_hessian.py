@@ -214,10 +214,7 @@ measured = {
     "closed_vs_autograd_off_M": float(guard_off),
 }
 data = {"rows": rows, "ts": ts, "gap": {a: g for a, (g, _) in off.items()}}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -285,10 +285,7 @@ measured = {
     "on_M": guard["on_M"],
 }
 data = {"rows": rows, "ts": ts, "sweep": sweep, "slopes": slopes}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -289,10 +289,7 @@ data = {act: {"random": [list(p) for out in outs for p in out["random"]],
         for act, outs in results.items()}
 data["control"] = control
 data["optima"] = optima
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

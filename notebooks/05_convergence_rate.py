@@ -354,10 +354,7 @@ def thin(r, k=150):  # the figure needs at most k points of each run
 data = {"runs": [dict(thin(r), d=dd, lam_K=lk) for dd, _, lk, r in runs],
         "sweep": [dict(thin(r), kappa=kap) for kap, r in sweep],
         "ratios": ratios, "spread": spread, "beta": beta}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

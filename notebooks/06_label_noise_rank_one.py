@@ -296,10 +296,7 @@ data = {"lam_min": prob["lam_min_K"], "conditioned": cond, "F_star": F_star,
         "drop": drop, "F_gap": F_gap, "e_std": e_std, "e_var": e_var, "factor": factor,
         "fine_steps": fine["steps"], "demo": {k: demo[k][0] if k != "steps" else demo[k]
                                               for k in ("steps", "eig", "eig_M")}}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 

@@ -303,10 +303,7 @@ data = {"etas": P["etas"], "fit_etas": P["fit_etas"], "ratio": ratio, "gap": gap
         "flow_t": [t[::20] for t, _ in flows], "flow_F": [F[::20] for _, F in flows],
         "F_star": F_star, "sgd_t": [sgd[e][0] * c_of(e) for e in P["etas"]],
         "sgd_F": [sgd[e][1][0] for e in P["etas"]]}  # SGD curves of draw 0
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

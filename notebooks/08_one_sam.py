@@ -368,10 +368,7 @@ data = {
     "ratios": {k: v for k, v in ratio.items()}, "r": [r_eta, r_half, r_zero],
     "pred": PRED,
 }
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

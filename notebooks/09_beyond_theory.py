@@ -333,10 +333,7 @@ data = {
 }
 data["table"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
                   for k, v in r.items()} for r in data["table"]]
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -292,10 +292,7 @@ measured = {
 data = {"rows": R,
         "n_exceed": int((R[:, 3] > R[:, 0] * (1 + 1e-9)).sum()),
         "n_higher": int((~rank1).sum())}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% [markdown]

@@ -417,10 +417,7 @@ measured = {
 data = {"families": R, "rho": rho_cells, "sim_stable": sim_stable, "escapes": escapes,
         "dexter_unstable": dexter_unstable, "gamma": gamma,
         "tail": tail if len(bad) else None}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

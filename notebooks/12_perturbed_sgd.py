@@ -402,10 +402,7 @@ data = {
     "exact_rnd": exact_rnd, "mc_mean": mc.mean(1), "W_inf": W_inf, "curves": curves,
     "esc": esc, "n_cells_escape": int(both.sum()),
 }
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -363,10 +363,7 @@ data = {"families": R, "cons": {str(r): np.round(v, 6) for r, v in cons.items()}
         "sigmas": SIGMAS, "batches": BATCHES,
         "dis_rho": {str(r): float(np.min(rho_map[r][sim_stable[r] != (rho_map[r] < 1)],
                                         initial=np.inf)) for r in sweep}}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

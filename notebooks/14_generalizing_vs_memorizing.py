@@ -565,10 +565,7 @@ data = {
     "equal_lambda": list(P["equal_lambda"]), "rad_trace": rad_trace,
     "rad_kappa": rad_kappa, "g2": float(g2[0, -1]),
 }
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -226,10 +226,8 @@ measured = {
     "loss_falls": min(h["train_loss"][0] / h["train_loss"][-1]
                       for by_seed in runs.values() for h in by_seed.values()),
 }
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, {"runs": runs},
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, {"runs": runs},
+                                       t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

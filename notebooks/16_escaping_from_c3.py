@@ -219,10 +219,7 @@ KEPT = ("train_loss", "sigma", "val_acc", "used_inputs")
 data = {"runs": {m: {s: {k: h[k] for k in KEPT} for s, h in b.items()}
                  for m, b in runs.items()},
         "eta_star": eta_star}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

@@ -355,17 +355,13 @@ measured = {
 measured = {key: v for key, v in measured.items() if v is not None}
 data = {
     "betas": BETAS, "sigmas": P["sigmas"], "batches": P["batches"],
-    "rad": {f"{m}_{b}_{f}": rad[m, b, f].tolist() for m, b, f in rad},
-    "crit": {str(b): crit[b].tolist() for b in BETAS},
-    "fam_sgd": sgd.tolist(), "fam_lam": lam.tolist(),
-    "fam_noise": [r["eta_dexter"] for r in rows],
+    "rad": {f"sgd_{b}_{f}": np.round(rad["sgd", b, f], 5).tolist()
+            for b in BETAS for f in (0, 1)},  # what the figure shows
+    "fam_sgd": sgd.tolist(),
     "agree": {str(b): v for b, v in agree.items()},
     "relu_eta": {f"{k[0]}_{k[1]}": v.tolist() for k, v in relu_eta.items()},
 }
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

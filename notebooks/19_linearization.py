@@ -331,10 +331,7 @@ measured = {
 }
 data = {"radii": list(RADII), "settings": settings, "steps": P["steps"],
         "directions": nd, "bench": bench, "t_runs": t_runs}
-smoke = PROTOCOL.evaluate(measured, scale)
-smoke.assert_guards()
-paper = chapter_record.paper_scale(PROTOCOL, scale, measured, data,
-                                   time.perf_counter() - t_start)
+smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]

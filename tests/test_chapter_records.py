@@ -97,3 +97,19 @@ def test_cli_lists_and_rejects_unknown_chapters():
     bad = subprocess.run([sys.executable, "-m", "flatbias.chapter_record", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown chapter" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_conclude_writes_at_full_reads_at_smoke_and_stops_on_a_guard(tmp_path):
+    import time
+
+    p = _protocol()
+    smoke, paper = chapter_record.conclude(p, "smoke", {"x": 0.5}, {}, time.perf_counter(), root=tmp_path)
+    assert smoke.status("c") == "reproduced" and paper.record is None  # smoke never writes
+    smoke, paper = chapter_record.conclude(p, "full", {"x": 2.0}, {"d": 1}, time.perf_counter(), root=tmp_path)
+    assert paper.record is not None and paper.data == {"d": 1} and paper.evaluation.status("c") == "not reproduced"
+    guarded = Protocol("99_test", {"n": same(1, "ours")}, [Claim("c", "s", "src")],
+                       [Check("x", "x", Criterion("<=", 1.0, "ours"), claim="c"),
+                        Check("g", "g", Criterion("<=", 0.0, "ours"), role="guard")])
+    with pytest.raises(AssertionError, match="guard checks failed"):
+        chapter_record.conclude(guarded, "full", {"x": 0.5, "g": 1.0}, {}, time.perf_counter(), root=tmp_path)
+    assert chapter_record.load(p, tmp_path).evaluation.status("c") == "not reproduced"  # nothing overwritten

@@ -140,6 +140,18 @@ def paper_scale(protocol: Protocol, scale: str, measured: Mapping[str, Any], dat
     return load(protocol, root)
 
 
+def conclude(protocol: Protocol, scale: str, measured: Mapping[str, Any], data: Mapping[str, Any],
+             t_start: float, root: str | Path | None = None) -> tuple[Evaluation, PaperScale]:
+    """A chapter's last step: evaluate this build's checks, stop on a failing guard, then write (``full``) or
+    read (``smoke``) the paper-scale record. Returns ``(smoke, paper)``; ``t_start`` is the chapter's
+    ``time.perf_counter()`` at its start (the record's wall time)."""
+    import time
+
+    smoke = protocol.evaluate(measured, scale)
+    smoke.assert_guards()
+    return smoke, paper_scale(protocol, scale, measured, data, time.perf_counter() - t_start, root)
+
+
 def read_protocol(notebook: str | Path) -> Protocol | None:
     """Execute the cell tagged ``protocol`` of a chapter (``.ipynb``) alone and return its ``PROTOCOL``.
 
