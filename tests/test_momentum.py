@@ -110,8 +110,9 @@ def test_full_batch_threshold_is_the_deterministic_edge(beta):
 
 
 def test_radius_algorithms_agree_on_a_larger_family():
-    H = family(20, 16, 4, seed=6)
+    H = family(16, 15, 3, seed=6)  # r = 15 > DENSE_MAX_DIM: 'auto' takes Arnoldi
     op = mo.momentum_operator(H, 0.2, 4, 0.6, restrict=True)
+    assert op.r == 15 > mo.DENSE_MAX_DIM
     dense = mo.radius_dense(op)
     assert mo.radius_arnoldi(op) == pytest.approx(dense, rel=1e-9)
     assert mo.radius_power(op) == pytest.approx(dense, rel=1e-4)
