@@ -133,8 +133,9 @@ def radius_dense(op: MomentumOperator) -> float:
 
 def radius_arnoldi(op: MomentumOperator, tol: float = 1e-11) -> float:
     """ρ(𝒯_β) by ARPACK (implicitly restarted Arnoldi) on vec(Z) ↦ vec(𝒯_β(Z)), matrix-free. 𝒯_β is not
-    self-adjoint (its eigenvalues can be complex), so a few eigenvalues of largest modulus are asked for."""
-    from scipy.sparse.linalg import LinearOperator, eigs
+    self-adjoint (its eigenvalues can be complex), so two eigenvalues of largest modulus are asked for; when
+    ARPACK does not converge, the dense matrix (up to 4096 entries of vec Z) or power iteration answers."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
     _check_op(op)
     tol = vd.positive("tol", tol)
@@ -147,8 +148,11 @@ def radius_arnoldi(op: MomentumOperator, tol: float = 1e-11) -> float:
         return op(Z).reshape(-1).numpy().copy()
 
     lin = LinearOperator((m * m, m * m), matvec=mv, dtype=np.float64)
-    vals = eigs(lin, k=min(4, m * m - 2), which="LM", tol=tol, return_eigenvectors=False,
-                v0=np.eye(m).reshape(-1), maxiter=50_000)
+    try:  # two eigenvalues (a complex pair can top the spectrum) in a 40-vector Krylov space
+        vals = eigs(lin, k=2, ncv=min(40, m * m - 1), which="LM", tol=tol, return_eigenvectors=False,
+                    v0=np.eye(m).reshape(-1), maxiter=5_000)
+    except ArpackNoConvergence:
+        return radius_dense(op) if m * m <= 4096 else radius_power(op)
     return float(np.abs(vals).max())
 
 
