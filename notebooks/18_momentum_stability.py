@@ -395,6 +395,8 @@ for j, (b, c) in enumerate(zip(betas[1:], ("#1f77b4", "#d62728")), start=1):
 ax.set(xscale="log", yscale="log", xlabel=r"$\eta^*_0$ (plain SGD)",
        ylabel=r"$\eta^*_\beta/\eta^*_0$",
        title="dashed: 1+β (edge); dotted: 1−β (effective rate)")
+for axis in (ax.xaxis, ax.yaxis):  # log axes: label the decades only
+    axis.set_minor_formatter(plt.NullFormatter())
 ax.legend(fontsize=7)
 glue("fig_momentum_ratio", fig, display=False)
 plt.close(fig)
