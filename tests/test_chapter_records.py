@@ -113,3 +113,23 @@ def test_conclude_writes_at_full_reads_at_smoke_and_stops_on_a_guard(tmp_path):
     with pytest.raises(AssertionError, match="guard checks failed"):
         chapter_record.conclude(guarded, "full", {"x": 0.5, "g": 1.0}, {}, time.perf_counter(), root=tmp_path)
     assert chapter_record.load(p, tmp_path).evaluation.status("c") == "not reproduced"  # nothing overwritten
+
+
+def test_record_refuses_code_that_changed_after_import(tmp_path, monkeypatch):
+    import flatbias.twolayer  # noqa: F401 - a module the 'run' imported
+
+    assert "flatbias.twolayer" in chapter_record.AT_IMPORT  # hashed when it was imported
+    monkeypatch.setitem(chapter_record.AT_IMPORT, "flatbias.twolayer", "0" * 16)  # the file changed since
+    with pytest.raises(RuntimeError, match="flatbias.twolayer changed on disk after this run imported it"):
+        chapter_record.write(_protocol(), {"x": 0.5}, {}, 1.0, root=tmp_path)
+    assert not chapter_record.record_path("99_test", tmp_path).exists()
+
+
+def test_modules_imported_after_chapter_record_are_hashed_at_import():
+    import importlib
+    import sys
+
+    sys.modules.pop("flatbias.landscape", None)
+    chapter_record.AT_IMPORT.pop("flatbias.landscape", None)
+    importlib.import_module("flatbias.landscape")
+    assert chapter_record.AT_IMPORT["flatbias.landscape"] == chapter_record.current_module_hash("flatbias.landscape")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import json
 import sys
@@ -45,12 +47,45 @@ def module_hash(path: str | Path) -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
+#: the hash of each ``flatbias`` module's file when this process imported it (see :class:`_HashAtImport`)
+AT_IMPORT: dict[str, str] = {}
+
+
+class _HashAtImport(importlib.abc.MetaPathFinder):
+    """Hashes a ``flatbias`` module's file as it is found for import, then lets the normal machinery load it:
+    a record is fingerprinted with the code that ran, not with what is on disk when the record is written."""
+
+    def find_spec(self, name, path, target=None):
+        if name.startswith("flatbias.") and name not in PRESENTATION and name not in AT_IMPORT:
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                AT_IMPORT[name] = module_hash(spec.origin)
+        return None  # found by the normal finders
+
+
+if not any(isinstance(f, _HashAtImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _HashAtImport())
+for _name, _mod in list(sys.modules.items()):  # imported before this module: hashed now, before any run
+    if _name.startswith("flatbias.") and _name not in PRESENTATION and getattr(_mod, "__file__", None):
+        AT_IMPORT.setdefault(_name, module_hash(_mod.__file__))
+
+
 def imported_modules() -> dict[str, str]:
-    """Hash of every ``flatbias`` module imported in this process, presentation modules excepted."""
-    out = {}
+    """Hash of every ``flatbias`` module imported in this process (as imported), presentation modules excepted.
+
+    Raises ``RuntimeError`` when a module's file changed since it was imported: the record would otherwise
+    carry the fingerprint of code that did not run."""
+    out, changed = {}, []
     for name, mod in sorted(sys.modules.items()):
         if name.startswith("flatbias.") and name not in PRESENTATION and getattr(mod, "__file__", None):
-            out[name] = module_hash(mod.__file__)
+            now = module_hash(mod.__file__)
+            out[name] = AT_IMPORT.get(name, now)
+            if out[name] != now:
+                changed.append(name)
+    if changed:
+        raise RuntimeError(f"{', '.join(changed)} changed on disk after this run imported "
+                           f"{'it' if len(changed) == 1 else 'them'}: the record would not describe the code "
+                           "that ran. Run the chapter again (make records).")
     return out
 
 
