@@ -59,10 +59,12 @@ PROTOCOL = Protocol(
         "seed": same(0, "ours"),
     },
     claims=[
-        Claim("trace_on_M", "On M, tr ∇²L(θ) = 2 Σ_i ‖x_i‖² Σ_j φ'(θ_jᵀx_i)²",
+        Claim("trace_on_M", "On M, tr ∇²L(θ) = 2 Σ_i ‖x_i‖² Σ_j "
+                            "φ'(θ_jᵀx_i)²",
               "Paper 1, Lemma 4.2/4.3"),
         Claim("residual_off_M",
-              "Off M, tr ∇²L − 2F is the residual term, linear in the distance to M",
+              "Off M, tr ∇²L − 2F is the residual term, linear in the distance to "
+              "M",
               "ours (from ∇²L = 2JᵀJ + 2Σ r_i ∇²f_i)", reading="ours"),
     ],
     checks=[

@@ -74,8 +74,10 @@ PROTOCOL = Protocol(
         "third_order_t": same(1e-3, "ours", "step of the third-order test"),
     },
     claims=[
-        Claim("rank_one", "Under Assumption 3.1 (φ = sinh, z + z³/3) every stationary "
-              "point of F on M has θ_jᵀx_i = φ⁻¹(y_i/m): it is the global minimum, "
+        Claim("rank_one", "Under Assumption 3.1 (φ = sinh, z + z³/3) every "
+                          "stationary "
+              "point of F on M has θ_jᵀx_i = φ⁻¹(y_i/m): it is the global "
+              "minimum, "
               "and Φ is rank one", "Paper 1, Theorem 3.3", reading="ours"),
         Claim("cube", "For φ(z) = z³ (labels ≠ 0) Theorem 3.3 holds as well: every "
               "stationary point of F on M is the rank-one global minimum",
@@ -111,15 +113,18 @@ PROTOCOL = Protocol(
               claim="cube", fmt=".0f"),
         Check("cube_below_F_star", "random points of M with F < F* (z³)",
               Criterion("<=", 0, "paper"), role="secondary", claim="cube", fmt=".0f"),
-        Check("saddle_grad", "max ‖grad_M F‖/‖∇F‖ at the points with z_ij snapped to 0",
+        Check("saddle_grad", "max ‖grad_M F‖/‖∇F‖ at the points with z_ij "
+                             "snapped to 0",
               Criterion("<=", 1e-10, "ours"), claim="cube_saddles", fmt=".1e"),
         Check("saddle_psd", "min λ_min/λ_max of Hess_M F there",
               Criterion(">=", -1e-10, "ours"), claim="cube_saddles", fmt=".1e"),
         Check("saddle_zero_modes", "zero eigenvalues of Hess_M F = zero z_ij",
               Criterion("==", True, "ours"), claim="cube_saddles"),
-        Check("saddle_third_order", "max |ΔF/(−λ_i t³) − 1| moving one zero z_ij to ±t",
+        Check("saddle_third_order", "max |ΔF/(−λ_i t³) − 1| moving one zero "
+                                    "z_ij to ±t",
               Criterion("<=", 0.01, "ours"), claim="cube_saddles", fmt=".1e"),
-        Check("trap_velocity", "max ‖ż − predicted ż‖/‖predicted‖ of the small z_ij",
+        Check("trap_velocity", "max ‖ż − predicted ż‖/‖predicted‖ of the "
+                               "small z_ij",
               Criterion("<=", 0.1, "ours"), role="secondary", claim="cube_saddles",
               fmt=".1e"),
         Check("stall_gap", "max (F_end − F_S)/(F_S − F*) of the stalled runs",
@@ -138,15 +143,19 @@ PROTOCOL = Protocol(
               Criterion("<", 0.5, "ours"), claim="beyond"),
         Check("on_M", "max |f(x_i) − y_i| at every start, end and snapped point",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("grad_vs_autograd", "max ‖grad_M F − P_T ∇F (autograd)‖/‖∇F‖",
+        Check("grad_vs_autograd", "max ‖grad_M F − P_T ∇F "
+                                  "(autograd)‖/‖∇F‖",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("hess_vs_autograd", "max |Hess_M F − projected autograd Hessian| / λ_max",
+        Check("hess_vs_autograd", "max |Hess_M F − projected autograd Hessian| / "
+                                  "λ_max",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
-        Check("multipliers", "max rel. error of λ at the snapped points vs 12‖x_i‖²c_i",
+        Check("multipliers", "max rel. error of λ at the snapped points vs "
+                             "12‖x_i‖²c_i",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
         Check("closed_values", "max rel. error of F*, F_S vs F at their points",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
-        Check("optimum_stationary", "max ‖grad_M F‖/‖∇F‖ at optimum.global_optimum",
+        Check("optimum_stationary", "max ‖grad_M F‖/‖∇F‖ at "
+                                    "optimum.global_optimum",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
         Check("positive_start_min_z", "min z_ij at the positive cube starts",
               Criterion(">", 0, "ours"), role="guard"),
@@ -238,7 +247,8 @@ X, y = twolayer.conditioned_uniform_data(n, d, gen, P["min_eig_K"])
 lam_K = torch.linalg.eigvalsh(X @ X.T)
 print("λ(XXᵀ) of this draw:", np.round(lam_K.numpy(), 3))
 F_star = {a: optimum.F_star(X, y, a, m) for a in ["sinh", "cubic", "cube"]}
-ends = {}  # activation -> [(max |z - z*|, (F - F*)/F*, σ2/σ1, t log, (F - F*)/F* log)]
+# activation -> [(max |z - z*|, (F - F*)/F*, σ2/σ1, t log, (F - F*)/F* log)]
+ends = {}
 starts, finals = [], []  # (activation, θ) for the guards
 for act in ["sinh", "cubic"]:
     ends[act] = []
@@ -303,7 +313,7 @@ print("cube, random starts: max |z - z*| per run:", [f"{e:.0e}" for e in ends["c
 
 # %%
 def lagrangian_hessian(theta, lam):
-    """Dense ∇²(F − λᵀc) at θ with λ frozen (autograd), in the tangent basis."""
+    """Dense ∇²(F − λᵀc) at θ, λ frozen (autograd), in the tangent basis."""
     lagr = lambda t: (twolayer.sharpness(t.reshape(m, d), X, "cube")  # noqa: E731
                       - lam @ twolayer.forward(t.reshape(m, d), X, "cube"))
     B = riemannian.tangent_basis(theta, X, "cube")

@@ -64,31 +64,39 @@ PROTOCOL = Protocol(
         "seed": same(0, "ours"),
     },
     claims=[
-        Claim("hessian", "Hess_M F[v] = P_T(∇²F − Σ_i λ_i∇²c_i)v, λ = (JJᵀ)⁻¹J∇F: the "
+        Claim("hessian", "Hess_M F[v] = P_T(∇²F − Σ_i λ_i∇²c_i)v, λ = "
+                         "(JJᵀ)⁻¹J∇F: the "
               "second derivative of F along curves on M", "Paper 1, Lemma 4.5",
               reading="ours"),
-        Claim("gradient", "grad_M F = P_T∇F = ∇F − Jᵀλ: the first derivative of F on M",
+        Claim("gradient", "grad_M F = P_T∇F = ∇F − Jᵀλ: the first derivative "
+                          "of F on M",
               "Paper 1, Lemma 4.5", reading="ours"),
     ],
     checks=[
-        Check("fd_hess", "max |second difference of F along R − ⟨v, Hess v⟩| / ‖Hess‖₂",
+        Check("fd_hess", "max |second difference of F along R − ⟨v, Hess v⟩| / "
+                         "‖Hess‖₂",
               Criterion("<=", 1e-4, "ours"), claim="hessian", fmt=".1e"),
         Check("fd_slope", "max |log-log slope of that error − 2| for t ≥ 1e-2",
               Criterion("<=", 0.4, "ours"), role="secondary", claim="hessian",
               fmt=".2f"),
         Check("flat_dirs", "zero eigenvalues of Hess_M F = m(d − n) when d > n",
               Criterion("==", True, "ours"), role="secondary", claim="hessian"),
-        Check("fd_grad", "max |first difference of F along R − ⟨grad_M F, v⟩| / ‖∇F‖",
+        Check("fd_grad", "max |first difference of F along R − ⟨grad_M F, v⟩| / "
+                         "‖∇F‖",
               Criterion("<=", 1e-4, "ours"), claim="gradient", fmt=".1e"),
-        Check("hess_vs_autograd", "max ‖hess_vec − P_T ∇²(F − λᵀc) P_T v (autograd)‖ / "
+        Check("hess_vs_autograd", "max ‖hess_vec − P_T ∇²(F − λᵀc) P_T v "
+                                  "(autograd)‖ / "
               "‖that‖", Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("matrix_vs_vec", "max |vᵀB hess_matrix Bᵀv − ⟨v, hess_vec v⟩| / ‖Hess‖₂",
+        Check("matrix_vs_vec", "max |vᵀB hess_matrix Bᵀv − ⟨v, hess_vec v⟩| "
+                               "/ ‖Hess‖₂",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("grad_vs_autograd", "max ‖grad_M F − P_T ∇F (autograd)‖ / ‖∇F‖",
+        Check("grad_vs_autograd", "max ‖grad_M F − P_T ∇F (autograd)‖ / "
+                                  "‖∇F‖",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
         Check("multipliers_vs_lstsq", "max ‖λ − lstsq(Jᵀ, ∇F)‖ / ‖λ‖",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
-        Check("tangent", "max ‖J v‖ / (‖J‖ ‖v‖) of the projected directions",
+        Check("tangent", "max ‖J v‖ / (‖J‖ ‖v‖) of the projected "
+                         "directions",
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
         Check("on_M", "max |f(x_i) − y_i| at the points and retracted points",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
@@ -169,7 +177,9 @@ def lagrangian_hessian(theta, X, act, lam):
 
 
 t = P["fd_t"]
-rows = []  # (act, n, d, m, ⟨v, Hess v⟩, |fd − q| / ‖Hess‖₂, |fd1 − ⟨g, v⟩| / ‖∇F‖)
+# per row: act, n, d, m, ⟨v, Hess v⟩, |fd − q| / ‖Hess‖₂,
+# |fd1 − ⟨g, v⟩| / ‖∇F‖
+rows = []
 guard = dict(hess=0.0, matrix=0.0, grad=0.0, lam=0.0, tangent=0.0, on_M=0.0)
 for act in P["activations"]:
     for n, d, m in P["sizes"]:

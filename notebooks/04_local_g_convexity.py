@@ -72,35 +72,42 @@ PROTOCOL = Protocol(
         "seed": same(0, "ours"),
     },
     claims=[
-        Claim("local_convexity", "There is ε > 0 such that ‖grad_M F(θ)‖ ≤ ε implies "
+        Claim("local_convexity", "There is ε > 0 such that ‖grad_M F(θ)‖ ≤ ε "
+                                 "implies "
               "Hess_M F(θ) ⪰ 0 on M", "Paper 1, Lemma 4.4 (Lemma B.1)"),
         Claim("strict_at_optimum", "At the global minimizer θ* the Hessian of F on M "
               "is positive definite (d = n)", "Paper 1, Lemma B.4 (strong convexity)"),
     ],
     checks=[
-        Check("delta_star", "δ*: smallest ‖grad_M F‖ with λ_min < −1e-8 (all draws)",
+        Check("delta_star", "δ*: smallest ‖grad_M F‖ with λ_min < −1e-8 (all "
+                            "draws)",
               Criterion(">=", 1e-6, "ours", "ε > 0, far above the searches' floor"),
               claim="local_convexity"),
         Check("delta_star_spec", "δ* against the δ = 1e-2 of SPEC §A.12",
               Criterion(">=", 1e-2, "ours"), role="secondary", claim="local_convexity"),
         Check("lmin_at_optimum", "smallest λ_min(Hess_M F(θ*)) over draws",
               Criterion(">", 1e-8, "ours"), claim="strict_at_optimum"),
-        Check("control_tanh", "negative control, tanh: ‖grad‖ where the search finds "
+        Check("control_tanh", "negative control, tanh: ‖grad‖ where the search "
+                              "finds "
               "λ_min < −1e-8", Criterion("<=", 1e-6, "ours", "must fail delta_star"),
               role="guard", fmt=".1e"),
-        Check("coverage", "decades of ‖grad‖ in [1e-6, 10] with ≥ 10 logged points",
+        Check("coverage", "decades of ‖grad‖ in [1e-6, 10] with ≥ 10 logged "
+                          "points",
               Criterion(">=", 7, "ours", "the check is not vacuous"), role="guard"),
-        Check("grad_vs_autograd", "riemannian.grad vs autograd P_T∇F (max, / ‖∇F‖)",
+        Check("grad_vs_autograd", "riemannian.grad vs autograd P_T∇F (max, / "
+                                  "‖∇F‖)",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
         Check("lmin_vs_autograd", "riemannian.lambda_min vs autograd Hessian on T_θM "
               "(max abs. / λ_max)", Criterion("<=", 1e-9, "ours"), role="guard",
               fmt=".1e"),
         Check("search_objective", "search objective vs riemannian closed forms "
-              "(max, / ‖∇F‖, / λ_max)", Criterion("<=", 1e-8, "ours"), role="guard",
+              "(max, / ‖∇F‖, / "
+              "λ_max)", Criterion("<=", 1e-8, "ours"), role="guard",
               fmt=".1e"),
         Check("on_M", "max |f(x_i) − y_i| at the checked points",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("optimum_stationary", "‖grad_M F(θ*)‖ / ‖∇F(θ*)‖ at the closed form",
+        Check("optimum_stationary", "‖grad_M F(θ*)‖ / ‖∇F(θ*)‖ at the "
+                                    "closed form",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
     ],
 )

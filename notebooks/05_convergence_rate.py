@@ -62,11 +62,14 @@ PROTOCOL = Protocol(
         "tol": same(1e-10, "ours", "a run stops at ‖grad‖ ≤ this"),
         "log_every": same(5, "ours"),
         "h_cap": same(0.05, "ours", "Armijo steps capped at h_cap / μ"),
-        "fit_window": same([1e-11, 1e-4], "ours", "(F − F*)/F* range of the rate fit"),
-        "reach": same([1e-11, 1e-6], "ours", "reached: (F − F*)/F*, max|z − z*| below"),
+        "fit_window": same([1e-11, 1e-4], "ours", "(F − F*)/F* range of the rate "
+                                                  "fit"),
+        "reach": same([1e-11, 1e-6], "ours", "reached: (F − F*)/F*, max|z − z*| "
+                                             "below"),
         "stay_delta": same(1e-2, "ours", "ε of Theorem 3.5 (1) as tested"),
         "stay_steps": Setting(500, 2000, "ours",
-                              "fixed steps h = 1/λ_max once ‖grad‖ ≤ ε (first start)"),
+                              "fixed steps h = 1/λ_max once ‖grad‖ ≤ ε (first "
+                              "start)"),
         "kappas": Setting([0.02, 0.05, 0.1], [0.01, 0.02, 0.05, 0.1, 0.2], "ours",
                           "λ_min(XXᵀ) of the conditioning sweep"),
         "ref_steps": same(10, "ours", "fixed steps compared with the reference loop"),
@@ -74,7 +77,8 @@ PROTOCOL = Protocol(
     },
     claims=[
         Claim("converges", "From every initialization on M the flow converges to the "
-              "global minimizer θ_jᵀx_i = φ⁻¹(y_i/m), and ‖grad‖ stays below ε once it "
+              "global minimizer θ_jᵀx_i = φ⁻¹(y_i/m), and ‖grad‖ stays "
+              "below ε once it "
               "is", "Paper 1, Theorem 3.5"),
         Claim("exponential", "The convergence is exponential, late rate of F − F* "
               "equal to 2μ, μ = λ_min(Hess_M F(θ*)) on the data span, the same for "
@@ -114,7 +118,8 @@ PROTOCOL = Protocol(
               fmt=".1e"),
         Check("mu_vs_autograd", "μ vs autograd Hessian at θ* (d = n; abs. / λ_max)",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
-        Check("optimum_exact", "closed-form θ*: ‖grad_M F‖/‖∇F‖ and |F − F*|/F* (max)",
+        Check("optimum_exact", "closed-form θ*: ‖grad_M F‖/‖∇F‖ and |F − "
+                               "F*|/F* (max)",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
         Check("on_M", "max |f(x_i) − y_i| at the ends of the runs",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
@@ -262,7 +267,8 @@ for dd in P["dims"]:
 ratios = np.array([r["rate"] / (2 * r["mu"]) for *_, r in runs])
 print(f"{len(runs)} runs; λ_min(XXᵀ) of the draws:",
       sorted({round(q[2], 4) for q in runs}))
-print(f"fitted late rate / 2μ: from {np.nanmin(ratios):.3f} to {np.nanmax(ratios):.3f}")
+print(f"fitted late rate / 2μ: from {np.nanmin(ratios):.3f} to "
+      f"{np.nanmax(ratios):.3f}")
 
 # %% [markdown]
 # ## The rate follows the conditioning of the data

@@ -75,7 +75,8 @@ PROTOCOL = Protocol(
               "eigenvalues of ΦΦᵀ to zero",
               "Paper 1, Theorem 1.1 and Figure 1", reading="ours"),
         Claim("s2_scaling", "The drift along M is proportional to s²: with s = 0.03, "
-              "step k is where s² = 0.03 is at step 0.03·k (so Figure 1 under the std "
+              "step k is where s² = 0.03 is at step 0.03·k (so Figure 1 under the "
+              "std "
               "reading needs 33× more steps)",
               "Li, Wang and Arora (SPEC §C.1); the two readings of Figure 1",
               reading="ours"),
@@ -88,7 +89,8 @@ PROTOCOL = Protocol(
         Check("F_gap", "largest (F − F*)/F* on M at the horizon, well-conditioned "
               "draws, s² = 0.03", Criterion("<=", 1e-6, "ours"), role="secondary",
               claim="rank_one", fmt=".1e"),
-        Check("scaling_gap", "max |e_std(k) − e_var(0.03k)|, e = (F − F*)/(F(0) − F*), "
+        Check("scaling_gap", "max |e_std(k) − e_var(0.03k)|, e = (F − F*)/(F(0) "
+                             "− F*), "
               "well-conditioned draws", Criterion("<=", 0.1, "ours"),
               claim="s2_scaling", fmt=".3f"),
         Check("kernel_vs_autograd",
@@ -102,20 +104,24 @@ PROTOCOL = Protocol(
         Check("eig_vs_numpy",
               "max |eigenvalue − numpy eigvalsh(ΦΦᵀ)| / eig₁ at the horizon",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("demo_median_drop", "demo (s = 0.5): median eig₂,₃/eig₁ drop over draws",
+        Check("demo_median_drop", "demo (s = 0.5): median eig₂,₃/eig₁ drop over "
+                                  "draws",
               Criterion("<=", 1e-3, "ours"), role="guard", fmt=".1e"),
     ],
     changes=[
         Change("horizon of the variance reading",
-               "4·10⁷ steps, and a draw whose eig₂,₃/eig₁ had not fallen by 10⁻³ was "
-               "continued in blocks of 2·10⁷ steps until it had (up to 2·10⁸): the "
+               "4·10⁷ steps, and a draw whose eig₂,₃/eig₁ had not fallen by "
+               "10⁻³ was "
+               "continued in blocks of 2·10⁷ steps until it had (up to 2·10⁸): "
+               "the "
                "stopping rule was the pass threshold, so the check could not fail",
                "one fixed horizon, 8·10⁷ steps, for every draw",
                "a check must be able to fail. 8·10⁷ is the longest run the old rule "
                "needed (one draw), so this horizon was chosen after those data were "
                "seen"),
         Change("horizon of the std reading", "4·10⁷ steps", "2·10⁷ steps",
-               "run time on the 2-core machine; this reading now serves the s² scaling "
+               "run time on the 2-core machine; this reading now serves the s² "
+               "scaling "
                "check, which needs F to move, not to finish"),
     ],
 )
@@ -302,7 +308,7 @@ print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]
 def plot_eigs(ax, steps, eig_M, eig_raw, title):
-    """Eigenvalues of ΦΦᵀ on M (lines, one per draw) and of the raw iterates (faint)."""
+    """Eigenvalues of ΦΦᵀ on M (a line per draw) and of the raw iterates (faint)."""
     for k in range(eig_M.shape[-1]):
         for p in range(eig_M.shape[0]):
             lab = f"eigenvalue {k + 1}" if p == 0 else None

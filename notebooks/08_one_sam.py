@@ -71,7 +71,8 @@ PROTOCOL = Protocol(
         "demo_s": same(0.5, "ours", "label noise of the speed demo"),
         "demo_rho": same(0.1, "ours", "1-SAM radius of the speed demo at η"),
         "demo_draws": Setting(4, 8, "ours", "same draws and starts for both methods"),
-        "demo_steps": Setting(1_000_000, 4_000_000, "ours", "at η; 4× as many at η/2"),
+        "demo_steps": Setting(1_000_000, 4_000_000, "ours", "at η; 4× as many at "
+                                                            "η/2"),
         "gap": same(1e-5, "ours", "(F − F*)/F* that counts as reaching F*"),
         "records": same(200, "ours", "snapshots per run"),
         "seed": same(0, "ours", "data; noise seed 2"),
@@ -82,7 +83,8 @@ PROTOCOL = Protocol(
               "on M to rank one and F = tr∇²L/2 to its global minimum F*, like "
               "label-noise SGD", PROSE, reading="ours"),
         Claim("speed", "Small-step drift along M: 1-SAM −ηρ²/(2n)∇F per step, "
-              "label-noise SGD −η²s²/(4n)∇F, so SGD needs 2ρ²/(ηs²) times as many "
+              "label-noise SGD −η²s²/(4n)∇F, so SGD needs 2ρ²/(ηs²) times "
+              "as many "
               "steps (1.6 in the demo)",
               "ours (derived in this chapter from the small-step limits of 1-SAM and "
               "label-noise SGD)", reading="ours"),
@@ -98,9 +100,11 @@ PROTOCOL = Protocol(
         Check("collapse_1e3_paper", "paper's noise: the same drop on every draw",
               Criterion("<=", 1e-3, "ours", "chapter 06's convergence level"),
               "secondary", "sam_rank_one", ".1e"),
-        Check("Fgap_demo", "demo (ρ = 0.1): max over draws of (F − F*)/F* at the end",
+        Check("Fgap_demo", "demo (ρ = 0.1): max over draws of (F − F*)/F* at the "
+                           "end",
               Criterion("<=", 1e-4, "ours"), "secondary", "sam_rank_one", ".1e"),
-        Check("ratio_limit_err", "|r₀/1.6 − 1|, r₀ = 2 r(η/2) − r(η), r = median "
+        Check("ratio_limit_err", "|r₀/1.6 − 1|, r₀ = 2 r(η/2) − r(η), r = "
+                                 "median "
               "SGD/1-SAM step ratio", Criterion("<=", 0.15, "ours"), claim="speed",
               fmt=".2f"),
         Check("ratio_err_eta", "|r(η)/1.6 − 1| at η = 0.05",
@@ -125,7 +129,8 @@ PROTOCOL = Protocol(
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
         Check("on_M", "max |f(x_i) − y_i| at the projected final iterates",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("eig_vs_numpy", "eigenvalues on M from summarize vs numpy (rel. to eig₁)",
+        Check("eig_vs_numpy", "eigenvalues on M from summarize vs numpy (rel. to "
+                              "eig₁)",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
     ],
     changes=[

@@ -84,20 +84,24 @@ PROTOCOL = Protocol(
     },
     claims=[
         Claim("rank_two", "With d < n ≤ 2d (n = 5, d = 3) label-noise SGD fits the "
-              "data and the feature matrix ΦΦᵀ ends with two non-vanishing eigenvalues "
+              "data and the feature matrix ΦΦᵀ ends with two non-vanishing "
+              "eigenvalues "
               "(the smallest rank that fits); the rest go to zero", FIG3,
               reading="ours"),
         Claim("clusters", "With n ≫ d (n = 10, 20; d = 3) the neurons collapse into "
-              "clusters; our reading: into k* = ⌈n/d⌉ groups, the fewest whose k*·d "
+              "clusters; our reading: into k* = ⌈n/d⌉ groups, the fewest whose "
+              "k*·d "
               "weights can fit n labels", FIG2, reading="ours"),
     ],
     checks=[
-        Check("n5_eig3", "n = 5, fitting runs: max eig₃/eig₁ of ΦΦᵀ on M at the end",
+        Check("n5_eig3", "n = 5, fitting runs: max eig₃/eig₁ of ΦΦᵀ on M at "
+                         "the end",
               Criterion("<=", 1e-3, "ours"), claim="rank_two", fmt=".1e"),
         Check("n5_eig2",
               "n = 5, fitting runs: min eig₂/eig₁ on M at the end (not rank one)",
               Criterion(">=", 1e-3, "ours"), "secondary", "rank_two", ".1e"),
-        Check("n5_U2", "n = 5, fitting runs: max U₂ (neurons in two groups) at the end",
+        Check("n5_U2", "n = 5, fitting runs: max U₂ (neurons in two groups) at the "
+                       "end",
               Criterion("<=", 1e-3, "ours"), "secondary", "rank_two", ".1e"),
         Check("n5_fit_share", "n = 5: share of runs that fit",
               Criterion(">=", 0.5, "ours"), "secondary", "rank_two", ".2f"),

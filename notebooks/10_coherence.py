@@ -70,7 +70,8 @@ PROTOCOL = Protocol(
         Claim("sigma_lower", "σ ≥ 1 for every PSD family", "Dexter et al.; Paper 2"),
         Claim("sigma_upper", "σ ≤ n", "secondary summary of Paper 2; Dexter et al. "
               "(Theorem 2 assumes σ ∈ [n])"),
-        Claim("general_upper", "σ ≤ n·max‖H_i‖_F / max λ₁(H_i), with equality when "
+        Claim("general_upper", "σ ≤ n·max‖H_i‖_F / max λ₁(H_i), with "
+                               "equality when "
               "all H_i are equal", "ours (Cauchy–Schwarz on tr(H_iH_j))",
               reading="ours"),
     ],
@@ -85,14 +86,17 @@ PROTOCOL = Protocol(
               Criterion("<=", 1 + 1e-9, "ours"), claim="sigma_upper", fmt=".6f"),
         Check("higher_over_n", "max σ/n over the families of rank 2–3",
               Criterion("<=", 1 + 1e-9, "ours"), claim="sigma_upper", fmt=".3f"),
-        Check("over_upper", "max σ / (n max‖H_i‖_F / max λ₁(H_i)) over the families",
+        Check("over_upper", "max σ / (n max‖H_i‖_F / max λ₁(H_i)) over the "
+                            "families",
               Criterion("<=", 1 + 1e-9, "ours"), claim="general_upper", fmt=".6f"),
         Check("identical_equal", "max rel. gap σ vs n‖A‖_F/λ₁(A), all H_i = A",
               Criterion("<=", 1e-12, "ours"), role="secondary", claim="general_upper",
               fmt=".1e"),
-        Check("coherence_vs_sqrtm", "coherence.coherence vs ‖H_i^½H_j^½‖_F by matrix "
+        Check("coherence_vs_sqrtm", "coherence.coherence vs ‖H_i^½H_j^½‖_F by "
+                                    "matrix "
               "square roots, max rel. error of σ",
-              Criterion("<=", 1e-6, "ours", "√eps ≈ 1.5e-8: square roots of round-off "
+              Criterion("<=", 1e-6, "ours", "√eps ≈ 1.5e-8: square roots of "
+                                            "round-off "
                         "eigenvalues"), role="guard", fmt=".1e"),
         Check("shortcut_vs_dense", "coherence_from_gradients vs the dense definition "
               "(rel. to max S)", Criterion("<=", 1e-10, "ours"), role="guard",

@@ -73,19 +73,23 @@ PROTOCOL = Protocol(
         "seed": same(0, "ours"),
     },
     claims=[
-        Claim("thm1", "Bernoulli sampling: λ₁(H) ≥ (σ/η)(n/B − 1)^(−1/2) ⇒ E‖w_t‖² → ∞",
+        Claim("thm1", "Bernoulli sampling: λ₁(H) ≥ (σ/η)(n/B − 1)^(−1/2) "
+                      "⇒ E‖w_t‖² → ∞",
               "Dexter et al., Theorem 1 (inequality from a secondary summary)",
               reading="ours"),
         Claim("thm1_authors", "The same condition implies divergence when B indices "
               "are drawn without replacement (the authors' code)",
               "ours: Theorem 1 under the sampling of Paper 2's code", reading="ours"),
-        Claim("fig1a", "At equal sharpness λ₁(H) = 2, SGD is unstable at low coherence "
+        Claim("fig1a", "At equal sharpness λ₁(H) = 2, SGD is unstable at low "
+                       "coherence "
               "and small batches, stable at high coherence and large batches",
               "Paper 2, Figure 1(a) (the authors' rule: ≥ 5 of 10 runs stay below "
               "1000×)"),
         Claim("rule", "The authors' simulation rule finds the mean-square boundary "
-              "ρ(𝒯) = 1, up to cells next to it", "ours (spec B.10)", reading="ours"),
-        Claim("why", "Where the rule and ρ(𝒯) disagree, E‖w_t‖² diverges but typical "
+              "ρ(𝒯) = 1, up to cells next to "
+              "it", "ours (spec B.10)", reading="ours"),
+        Claim("why", "Where the rule and ρ(𝒯) disagree, E‖w_t‖² diverges but "
+                     "typical "
               "runs do not: heavy tails", "ours", reading="ours"),
     ],
     checks=[
@@ -107,12 +111,14 @@ PROTOCOL = Protocol(
               fmt=".4f"),
         Check("corners", "simulated: (σ=1, B=1) unstable and (σ=50, B=49) stable",
               Criterion("==", True, "ours"), claim="fig1a"),
-        Check("agree", "cells where the simulated map equals ρ(𝒯_wor) < 1 (fraction)",
+        Check("agree", "cells where the simulated map equals ρ(𝒯_wor) < 1 "
+                       "(fraction)",
               Criterion(">=", 0.95, "ours", "spec B.10"), claim="rule", fmt=".4f"),
         Check("near", "max |ρ(𝒯) − 1| over the disagreeing cells",
               Criterion("<", 0.02, "ours", "spec B.10"), role="secondary", claim="rule",
               fmt=".4f"),
-        Check("kind", "disagreements that are ρ(𝒯) ≥ 1 cells called stable (fraction)",
+        Check("kind", "disagreements that are ρ(𝒯) ≥ 1 cells called stable "
+                      "(fraction)",
               Criterion(">=", 1.0, "ours"), claim="why", fmt=".3f"),
         Check("typical", "disagreeing cells where the almost-sure rate keeps typical "
               "runs below 1000× (fraction)", Criterion(">=", 0.9, "ours"),
@@ -125,7 +131,8 @@ PROTOCOL = Protocol(
               Criterion(">=", 0.4, "ours"), role="guard"),
         Check("crossing", "ρ(𝒯) crosses 1 at η* = 1/ρ(L⁻¹Q) on every family, "
               "both samplings", Criterion("==", True, "ours"), role="guard"),
-        Check("mc_wor", "Monte Carlo vs tr 𝒯ᵗ(W₀), without replacement: max |z| over t",
+        Check("mc_wor", "Monte Carlo vs tr 𝒯ᵗ(W₀), without replacement: max |z| "
+                        "over t",
               Criterion("<=", 4, "ours", "20 correlated comparisons"), role="guard",
               fmt=".2f"),
         Check("mc_bern", "Monte Carlo vs tr 𝒯ᵗ(W₀), Bernoulli: max |z| over t",

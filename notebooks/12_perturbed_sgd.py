@@ -88,19 +88,22 @@ PROTOCOL = Protocol(
               "diverge at a faster (exponential) rate",
               "Paper 2, Theorem 3.1 (ii), as a reviewer reads it"),
         Claim("noise_floor", "At a stable minimum the perturbed iterates do not "
-              "converge: E|w_t|² tends to the floor tr (I − 𝒯)⁻¹F > 0 and single "
+              "converge: E|w_t|² tends to the floor tr (I − 𝒯)⁻¹F > 0 and "
+              "single "
               "runs stay away from the minimum",
               "Paper 2, Theorem 3.1 (iii); floor: our derivation",
               reading="ours"),
     ],
     checks=[
-        Check("rate_vs_sgd", "max over families |g − max(ρ(𝒯),1)| / max(ρ(𝒯),1), g the "
+        Check("rate_vs_sgd", "max over families |g − max(ρ(𝒯),1)| / "
+                             "max(ρ(𝒯),1), g the "
               "late growth of the brute-force perturbed E|w|²",
               Criterion("<=", 1e-3, "ours"), claim="same_stability", fmt=".1e"),
         Check("map_agree", "share of heat-map cells where perturbed and SGD maps agree",
               Criterion(">=", 0.95, "ours", "'largely coincide'"),
               claim="same_stability"),
-        Check("rnd_vs_exact", "share of cells where the perturbed map = ρ(𝒯) < 1 map",
+        Check("rnd_vs_exact", "share of cells where the perturbed map = ρ(𝒯) < 1 "
+                              "map",
               Criterion(">=", 0.95, "ours", "SPEC §B.10"), role="secondary",
               claim="same_stability"),
         Check("floor_high", "stable cells whose noise floor exceeds 1000× the start",
@@ -117,7 +120,8 @@ PROTOCOL = Protocol(
               claim="faster_rate", fmt=".4f"),
         Check("typical_rate_ratio", "at 2 η*: typical growth rate, perturbed / SGD",
               Criterion(">", 1.05, "ours"), role="secondary", claim="faster_rate"),
-        Check("floor_z", "|z| of the Monte-Carlo E|w_T|² against tr (I − 𝒯)⁻¹F",
+        Check("floor_z", "|z| of the Monte-Carlo E|w_T|² against tr (I − "
+                         "𝒯)⁻¹F",
               Criterion("<=", 3.0, "ours"), claim="noise_floor", fmt=".2f"),
         Check("near_min_share", "share of runs with |w_T|² < 1e-3 tr W_∞",
               Criterion("<=", 0.01, "ours"), claim="noise_floor"),
@@ -129,10 +133,12 @@ PROTOCOL = Protocol(
               "exact, every step",
               Criterion("<=", 4.5, "ours", "Bonferroni over 300 tests"),
               role="guard", fmt=".2f"),
-        Check("clear_cells_wrong", "simulated cells with ρ(𝒯) < 0.7 called unstable or "
+        Check("clear_cells_wrong", "simulated cells with ρ(𝒯) < 0.7 called "
+                                   "unstable or "
               "ρ(𝒯) > 2 called stable (both maps)", Criterion("<=", 0, "ours"),
               role="guard", fmt=".0f"),
-        Check("floor_closed_form", "per-axis noise floor vs (I − 𝒯)⁻¹F, dense (rel.)",
+        Check("floor_closed_form", "per-axis noise floor vs (I − 𝒯)⁻¹F, dense "
+                                   "(rel.)",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
     ],
     changes=[

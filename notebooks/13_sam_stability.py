@@ -80,7 +80,8 @@ PROTOCOL = Protocol(
         "seed": same(0, "ours"),
     },
     claims=[
-        Claim("thm32", "Bernoulli sampling: λ₁(H) ≥ (σ/η)(n/B − 1)^(−1/2)(1 + (ρ/α)"
+        Claim("thm32", "Bernoulli sampling: λ₁(H) ≥ (σ/η)(n/B − 1)^(−1/2)(1 "
+                       "+ (ρ/α)"
               "λ_min(H))^(−1) ⇒ linearized SAM diverges in mean square",
               "Paper 2, Theorem 3.2 (inequality from a secondary summary)",
               reading="ours"),
@@ -108,12 +109,14 @@ PROTOCOL = Protocol(
               Criterion("==", True, "ours"), role="secondary", claim="stricter"),
         Check("cons_order_one", "construction, σ ≤ 5 and n/B ≤ 5, every ρ/α: "
               "max η_SAM/η*", Criterion("<=", 10, "ours"), claim="thm33", fmt=".2f"),
-        Check("generic", "our stronger reading: max η_SAM/η* over the generic families",
+        Check("generic", "our stronger reading: max η_SAM/η* over the generic "
+                         "families",
               Criterion("<=", 10, "ours"), role="secondary", claim="thm33", fmt=".3g"),
         Check("agree_min", "simulated map = ρ(𝒯_SAM) < 1, worst ρ/α of the sweep "
               "(fraction of cells)", Criterion(">=", 0.95, "ours", "spec B.10"),
               claim="fig1c", fmt=".4f"),
-        Check("sim_larger", "simulated SAM unstable fraction ≥ SGD's at every ρ/α > 0",
+        Check("sim_larger", "simulated SAM unstable fraction ≥ SGD's at every ρ/α "
+                            "> 0",
               Criterion("==", True, "ours"), role="secondary", claim="fig1c"),
         Check("crossing", "ρ(𝒯_SAM) crosses 1 at η*_SAM on every family",
               Criterion("==", True, "ours"), role="guard"),
@@ -121,7 +124,8 @@ PROTOCOL = Protocol(
               "n = 12, σ ≤ 12, ρ/α ∈ {0.2, 1}", Criterion("<=", 1e-10, "ours"),
               role="guard", fmt=".1e"),
         Check("star_diag", "critical_eta_diagonal: ρ(𝒯_SAM) crosses 1 there, every "
-              "construction cell and ρ/α", Criterion("==", True, "ours"), role="guard"),
+              "construction cell and "
+              "ρ/α", Criterion("==", True, "ours"), role="guard"),
         Check("kernel", "SAM kernel vs axes_log_norms: escape fractions where ρ/α "
               "decides, max |z|", Criterion("<=", 4, "ours"), role="guard", fmt=".2f"),
     ],
@@ -216,7 +220,8 @@ def draw(lo_hi):
 
 f_lo, f_hi = P["eta_factor"]
 kw = dict(sampling="bernoulli")
-rows, crossing = [], True  # f, ρ(T_SAM) at η, η_SAM/η*, η*_SAM/η*_SGD, ρ/α, σ, κ(H)
+# f, ρ(T_SAM) at η, η_SAM/η*, η*_SAM/η*_SGD, ρ/α, σ, κ(H)
+rows, crossing = [], True
 for _ in range(P["families"]):
     n, d = draw(P["family_n"]), draw(P["family_d"])
     H = random_family(n, d, float(10 ** (2 * torch.rand(1, generator=gen) - 1.5)), gen)

@@ -90,8 +90,10 @@ PROTOCOL = Protocol(
               "equal-flatness constraints: at equal trace and per-sample sharpness the "
               "C = 2 minimum stays stable up to a larger η than the memorizing one",
               "Paper 2, Theorem 3.5 and its discussion"),
-        Claim("sgd_equal_lambda", "At equal ηλ1(H) the coherent minima are the stable "
-              "ones: κ* = η*λ1(H) is larger for C = 2 than for the memorizing minimum, "
+        Claim("sgd_equal_lambda", "At equal ηλ1(H) the coherent minima are the "
+                                  "stable "
+              "ones: κ* = η*λ1(H) is larger for C = 2 than for the memorizing "
+              "minimum, "
               "and falls along C = 2, …, 6, memorizing",
               "Dexter et al.'s divergence condition applied to Paper 2's minima",
               reading="ours"),
@@ -135,31 +137,39 @@ PROTOCOL = Protocol(
         Check("eta_ratio", "η*(C=2) / η*(memorizing) at B = 10, median over seeds",
               Criterion(">", 1.0, "ours", "'prefers' = stable up to a larger η"),
               claim="sgd_equal_flatness", fmt=".4g"),
-        Check("eta_order", "share of (seed, B ≥ 2, neighbours along C = 2, …, 6, mem.) "
-              "where η* falls", Criterion(">=", 1.0, "ours", "simpler is always safer"),
+        Check("eta_order", "share of (seed, B ≥ 2, neighbours along C = 2, …, 6, "
+                           "mem.) "
+              "where η* "
+              "falls", Criterion(">=", 1.0, "ours", "simpler is always safer"),
               role="secondary", claim="sgd_equal_flatness"),
         Check("kappa_ratio", "κ*(C=2) / κ*(memorizing) at B = 10, median over seeds",
               Criterion(">", 1.0, "ours"), claim="sgd_equal_lambda", fmt=".4g"),
         Check("kappa_order", "share of (seed, B, neighbours along C = 2, …, 6, mem.) "
               "where κ* falls", Criterion(">=", 1.0, "ours"), role="secondary",
               claim="sgd_equal_lambda"),
-        Check("sam_gap_growth", "smallest factor by which σ_SAM(C=2)/σ_SAM(C=6) grows "
+        Check("sam_gap_growth", "smallest factor by which σ_SAM(C=2)/σ_SAM(C=6) "
+                                "grows "
               "from one ρ/α to the next (all seeds)", Criterion(">", 1.0, "paper"),
               claim="sam_amplifies", fmt=".4g"),
         Check("sam_mem_sigma", "largest |σ_SAM − 1| of the memorizing net",
               Criterion("<=", 1e-9, "ours"), role="secondary", claim="sam_amplifies",
               fmt=".1e"),
-        Check("sam_tilt", "[η*_SAM(C=2)/η*_SAM(mem.)] / [η*_SGD(C=2)/η*_SGD(mem.)] at "
+        Check("sam_tilt", "[η*_SAM(C=2)/η*_SAM(mem.)] / [η*_SGD(C=2)/η*_SGD(mem.)] "
+                          "at "
               "B = 10, ρ/α = 1, median over seeds", Criterion(">", 1.0, "ours"),
               role="secondary", claim="sam_amplifies", fmt=".4g"),
-        Check("sam_eta_ratio", "η*_SAM(C=2) / η*_SAM(mem.) at B = 10, ρ/α = 1, median",
+        Check("sam_eta_ratio", "η*_SAM(C=2) / η*_SAM(mem.) at B = 10, ρ/α = 1, "
+                               "median",
               Criterion(">", 1.0, "ours"), claim="sam_equal_sharpness", fmt=".4g"),
-        Check("sam_eta_ratio_max", "largest η*_SAM(C=2) / η*_SAM(mem.) over ρ/α > 0 "
+        Check("sam_eta_ratio_max", "largest η*_SAM(C=2) / η*_SAM(mem.) over ρ/α > "
+                                   "0 "
               "and seeds", Criterion(">", 1.0, "ours", "at some ρ/α at least"),
               role="secondary", claim="sam_equal_sharpness", fmt=".4g"),
-        Check("sam_kappa_ratio", "κ*_SAM(C=2) / κ*_SAM(mem.), B = 10, ρ/α = 1, median",
+        Check("sam_kappa_ratio", "κ*_SAM(C=2) / κ*_SAM(mem.), B = 10, ρ/α = 1, "
+                                 "median",
               Criterion(">", 1.0, "ours"), claim="sam_equal_lambda", fmt=".4g"),
-        Check("sam_kappa_ratio_min", "smallest κ*_SAM(C=2) / κ*_SAM(mem.) over ρ/α > 0 "
+        Check("sam_kappa_ratio_min", "smallest κ*_SAM(C=2) / κ*_SAM(mem.) over ρ/α "
+                                     "> 0 "
               "and seeds", Criterion(">", 1.0, "ours", "every ρ/α"), role="secondary",
               claim="sam_equal_lambda", fmt=".4g"),
         Check("grad_vs_autograd", "closed-form per-sample gradients vs jacrev "
@@ -173,18 +183,22 @@ PROTOCOL = Protocol(
               role="guard", fmt=".1e"),
         Check("sigma_two_ways", "σ from tr(H_iH_j) vs σ from the gradients (rel.)",
               Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("blocks_vs_whole", "blockwise ρ(𝒯) vs whole-family Lanczos ρ(𝒯), SGD "
+        Check("blocks_vs_whole", "blockwise ρ(𝒯) vs whole-family Lanczos ρ(𝒯), "
+                                 "SGD "
               "(six nets) and SAM (C = 2) (rel.)", Criterion("<=", 1e-8, "ours"),
               role="guard", fmt=".1e"),
-        Check("radius_vs_enum", "ρ(𝒯) (whole family and blockwise) vs brute force over "
+        Check("radius_vs_enum", "ρ(𝒯) (whole family and blockwise) vs brute force "
+                                "over "
               "every minibatch of 8 points (rel.)", Criterion("<=", 1e-9, "ours"),
               role="guard", fmt=".1e"),
         Check("crit_is_threshold", "largest |ρ(𝒯) at η* − 1| (every net and B)",
               Criterion("<=", 1e-8, "ours"), role="guard", fmt=".1e"),
-        Check("crit_closed_form", "η* vs B/‖g‖² for the memorizing net (every B) and "
+        Check("crit_closed_form", "η* vs B/‖g‖² for the memorizing net (every B) "
+                                  "and "
               "for every net at B = 1 (rel.)", Criterion("<=", 1e-9, "ours"),
               role="guard", fmt=".1e"),
-        Check("sam_equiv", "ρ(𝒯_SAM) vs ρ(𝒯_SGD) of the family 2 h_i h_iᵀ (rel.)",
+        Check("sam_equiv", "ρ(𝒯_SAM) vs ρ(𝒯_SGD) of the family 2 h_i h_iᵀ "
+                           "(rel.)",
               Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
     ],
     changes=[
@@ -196,11 +210,13 @@ PROTOCOL = Protocol(
                "are unstable, so 'most stable' meant 'least unstable'; the new values "
                "lie on both sides of the thresholds, which a first run located"),
         Change("equal ηλ1(H)",
-               "an assert that at κ ∈ {0.5, 1, 2} the memorizing net has the largest "
+               "an assert that at κ ∈ {0.5, 1, 2} the memorizing net has the "
+               "largest "
                "ρ(𝒯) and C = 6 a larger one than C = 2 (it failed at full scale)",
                "the threshold κ* = η*λ1(H) of each net, a check decided at paper "
                "scale",
-               "at κ = 0.5 both C = 2 (ρ = 1 − 3·10⁻⁶) and C = 6 (ρ = 0.975) are "
+               "at κ = 0.5 both C = 2 (ρ = 1 − 3·10⁻⁶) and C = 6 (ρ = 0.975) "
+               "are "
                "stable: ρ below 1 says how fast SGD returns, not whether it stays, "
                "so the assert compared convergence speeds; the threshold decides"),
         Change("asserts on the paper's claims", "asserts, a typed verdict",

@@ -98,7 +98,8 @@ PROTOCOL = Protocol(
         Check("row1_factor",
               "worst factor between our max_i λ1(H_i) and the note's row 1",
               Criterion("<=", 2.0, "ours"), claim="note_table"),
-        Check("sigma_factor", "factor between our σ (SGD) and the swapped table's 95.1",
+        Check("sigma_factor", "factor between our σ (SGD) and the swapped table's "
+                              "95.1",
               Criterion("<=", 2.0, "ours"), role="secondary", claim="note_table"),
         Check("trHiHj_vs_autograd",
               "closed-form tr(H_i H_j) vs autograd Hessians (rel.)",
@@ -272,7 +273,8 @@ plt.close(fig)
 
 # %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
-print(f"{'':>11} {'σ (0 → end)':>14} {'eff. rank (0 → end)':>20} {'max λ1(H_i)':>11} "
+print(f"{'':>11} {'σ (0 → end)':>14} {'eff. rank (0 → end)':>20} "
+      f"{'max λ1(H_i)':>11} "
       f"{'val acc':>7} | note row 1")
 for m, by_seed in shown.items():
     def mean(key, e):

@@ -462,7 +462,8 @@ for fmt in ("bf16", "tf32"):
     f = fid[fid["format"] == fmt]
     for col in ("gradient", "sam_correction", "below"):
         lo, hi = f"{f[col].min():.2f}", f"{f[col].max():.2f}"
-        glue(f"{fmt}_{col}", PlainText(lo if lo == hi else f"{lo}–{hi}"), display=False)
+        span = lo if lo == hi else f"{lo}–{hi}"
+        glue(f"{fmt}_{col}", PlainText(span), display=False)
 fid.rename(columns={"gradient": "cos, gradient", "sam_gradient": "cos, SAM gradient",
                     "sam_correction": "cos, SAM correction",
                     "below": "share of e below half a unit"}).round(3)

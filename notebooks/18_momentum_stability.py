@@ -138,12 +138,14 @@ PROTOCOL = Protocol(
               Criterion("<=", 0, "ours"), claim="sam", fmt=".3f"),
         Check("sam_larger", "Figure-1 cells unstable for SAM but stable for SGD, "
               "fewest over β", Criterion(">=", 1, "ours"), claim="sam", fmt=".0f"),
-        Check("relu_order_agree", "pairs of minima ordered by η*_β as by η*_0, worst "
+        Check("relu_order_agree", "pairs of minima ordered by η*_β as by η*_0, "
+                                  "worst "
               "β > 0, training set and B (fraction)", Criterion(">=", 0.9, "ours"),
               claim="relu_order", fmt=".3f"),
         Check("brute_force", "𝒯_β vs every minibatch enumerated (max abs., 3 β, "
               "2 samplings)", Criterion("<", 1e-12, "ours"), role="guard", fmt=".1e"),
-        Check("beta_zero", "β = 0: block Z₁₁ of 𝒯_β(Z) vs 𝒯(Z₁₁), and η*_0 "
+        Check("beta_zero", "β = 0: block Z₁₁ of 𝒯_β(Z) vs 𝒯(Z₁₁), and "
+                           "η*_0 "
               "vs chapter 11's threshold (max rel.)", Criterion("<", 1e-6, "ours"),
               role="guard", fmt=".1e"),
         Check("diag_dense", "closed-form η*_β and 3×3 radius vs the dense operator "
@@ -153,14 +155,16 @@ PROTOCOL = Protocol(
               fmt=".2f"),
         Check("relu_beta0", "ReLU minima: η*_0 from the margin μ(η) vs chapter 14's "
               "η* (max rel.)", Criterion("<", 1e-4, "ours"), role="guard", fmt=".1e"),
-        Check("margin_vs_dense", "verdict of μ(η) < 1 vs ρ(𝒯_β) < 1 (dense), random "
+        Check("margin_vs_dense", "verdict of μ(η) < 1 vs ρ(𝒯_β) < 1 (dense), "
+                                 "random "
               "families at 0.5, 0.9, 1.1 η* (mismatches)", Criterion("<=", 0, "ours"),
               role="guard", fmt=".0f"),
     ],
     changes=[
         Change("ρ/α of the SAM comparisons", "1.0", "0.1",
                "at 1.0 linearized SAM is unstable in every cell of the Figure-1 grid "
-               "at β = 0 (ηλ₁(1 + (ρ/α)λ₁) = 3 > 2), so 'SAM's unstable region "
+               "at β = 0 (ηλ₁(1 + (ρ/α)λ₁) = 3 > 2), so 'SAM's unstable "
+               "region "
                "contains SGD's' could not fail there; changed after the first smoke "
                "run"),
         Change("claim relu_order and its check", "not in the protocol",

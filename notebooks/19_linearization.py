@@ -71,7 +71,8 @@ PROTOCOL = Protocol(
         "nets": Setting(["C=2", "memorizing"], ["C=2", "C=4", "memorizing"], "ours",
                         "minima of chapter 14"),
         "optimizers": Setting([[10, 0.0], [10, 1.0]], [[1, 0.0], [10, 0.0], [10, 1.0]],
-                              "ours", "(B, ρ/α): ρ/α = 0 is SGD; B = 10 the authors'"),
+                              "ours", "(B, ρ/α): ρ/α = 0 is SGD; B = 10 the "
+                                      "authors'"),
         "factors": Setting([0.5, 1.1, 2.0], [0.5, 0.9, 1.1, 2.0], "ours", "η / η*"),
         "far": same([0.5, 2.0], "ours", "factors far from the threshold"),
         "radii": Setting([1e-3, 1e-2, 1e-1],
@@ -147,7 +148,8 @@ torch.set_num_threads(1)  # tiny tensors: one thread is fastest on a shared CPU
 t_start = time.perf_counter()
 d, h, n = P["d_h_n"]
 RADII, FACTORS, FACTOR = P["radii"], P["factors"], P["escape_factor"]
-print(f"scale = {scale}: nets {P['nets']}; (B, ρ/α) {P['optimizers']}; η/η* {FACTORS}; "
+print(f"scale = {scale}: nets {P['nets']}; (B, ρ/α) {P['optimizers']}; η/η* "
+      f"{FACTORS}; "
       f"{len(RADII)} radii × {P['directions']} directions; T = {P['steps']}")
 
 # %% [markdown]
@@ -280,7 +282,8 @@ small = (W0[:8], sch[:50, :8])
 bench += [linearization.benchmark(th2, X, y, *small, 0.5 * eta2, rho=0.05),
           linearization.benchmark(th2, X, y, *small, 0.2 * eta2, rho_over_alpha=1.0)]
 loop_err = max(b["max_rel_diff"] if b["same_escapes"] else float("inf") for b in bench)
-for b, what in zip(bench, ["SGD η = 0.5η*", "SGD η = 2η*", "SAM ρ = 0.05 (normalized)",
+for b, what in zip(bench, ["SGD η = "
+                           "0.5η*", "SGD η = 2η*", "SAM ρ = 0.05 (normalized)",
                            "SAM ρ/α = 1 (ascent)"]):
     print(f"{what:>26}: {b['runs']} runs × {b['steps']} steps, batched "
           f"{b['batched_s']:.3f} s, loop {b['loop_s']:.3f} s, speed-up "
@@ -461,7 +464,8 @@ glue("rstar_stable_near_min", min(sn), display=False)
 # linearized runs; lin.: the share of linearized runs that do as predicted):
 
 # %%
-print(f"{'net':>10} {'B':>3} {'ρ/α':>4} {'η/η*':>5} {'ρ(𝒯)':>8} {'λ̂':>8} {'lin.':>5}"
+print(f"{'net':>10} {'B':>3} {'ρ/α':>4} {'η/η*':>5} {'ρ(𝒯)':>8} {'λ̂':>8} "
+      f"{'lin.':>5}"
       f"  agreement at r = {', '.join(f'{r:.2g}' for r in radii)} → r*")
 for s in sets:
     print(f"{s['net']:>10} {s['B']:>3} {s['ra']:>4} {s['f']:>5} {s['rad']:8.4f} "
