@@ -52,7 +52,7 @@ book-stored: $(STAMP) $(MATHJAX)
 
 # --- tests ------------------------------------------------------------------------------------
 test: $(STAMP)
-	BOOK_SCALE=smoke $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+	BOOK_SCALE=smoke $(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider --durations=15
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests

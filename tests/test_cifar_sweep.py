@@ -195,3 +195,47 @@ def test_bad_arguments_print_one_line(capsys, tmp_path, tiny_cifar_folder):
         assert sw.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith(f"{sw.PROG}: error: ") and err.count("\n") == 1, (argv, err)
+
+
+class _Job:
+    """A local job that the sweep never sees finish (its controller is slow to notice, as under load); at submit
+    it leaves on disk what ``leaves`` says: the final record, the partial one, or nothing."""
+
+    def __init__(self, out, name, leaves):
+        self.job_id, self.cancelled = f"fake-{name}", False
+        self.paths = type("P", (), {"folder": out / "logs" / name, "stdout": out / "logs" / name / "log.out"})
+        if leaves:
+            (out / f"{name}{leaves}").write_text("{}")
+
+    def done(self):
+        return False
+
+    def cancel(self, check=False):
+        self.cancelled = True
+
+
+def test_status_at_the_limit_comes_from_the_records_on_disk(tmp_path, tiny_cifar_folder, monkeypatch):
+    """The race of a sweep at its time limit: a run that wrote its record just before the limit is complete, one
+    that wrote only its partial record stopped at the limit, one with neither was cancelled, whatever the jobs'
+    own exit (never seen here)."""
+    extra = [*TINY, "--data", str(tiny_cifar_folder)]
+    runs = sw.plan("full", out=tmp_path, extra=extra)
+    leaves = dict(zip((r.name for r in runs), (".json", ".partial.json", None, ".json")))
+    jobs = []
+
+    class Executor:
+        def __init__(self, name):
+            self.name = name
+
+        def submit(self, fn):
+            jobs.append(_Job(tmp_path, self.name, leaves[self.name]))
+            return jobs[-1]
+
+    monkeypatch.setattr(sw, "local_executor", lambda folder, name, gpu, timeout: Executor(name))
+    status = sw.sweep(runs, tmp_path, time_limit=0.2, min_start_s=0.0, grace_s=0.0, progress=False, poll_s=0.05)
+    assert all(job.cancelled for job in jobs) and len(jobs) == 4
+    names = [r.name for r in runs]
+    assert status[names[0]] == status[names[3]] == "complete"
+    assert status[names[1]] == sw.STOPPED and status[names[2]].startswith(sw.CANCELLED)
+    assert sw.exit_code(status) == ct.EXIT_INCOMPLETE
+    assert sw.on_disk(tmp_path, names[0]) == "complete" and sw.on_disk(tmp_path, names[2]) is None

@@ -51,6 +51,9 @@ LAUNCHERS = ("local", "slurm")
 SLURM_LIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
               "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}  # sacct states of a job that is not over
 NO_LIMIT_MIN = 60 * 24 * 30  # the local executor's own timeout when the sweep has none
+STOPPED = "stopped at the time limit"  # its partial record exists, its final one does not
+NOT_STARTED = "not started (time limit)"
+CANCELLED = "cancelled at the time limit"  # still running grace_s after the limit, and no record on disk
 
 
 class LauncherUnavailable(RuntimeError):
@@ -223,7 +226,22 @@ def log_path(logs: str | os.PathLike, run: str) -> Path | None:
 
 # --- the sweep -----------------------------------------------------------------------------------
 
-def _outcome(job, log: str) -> str:
+def on_disk(out: str | os.PathLike, name: str) -> str | None:
+    """A run's state as its records on disk say: 'complete' iff its final record ``<out>/<name>.json`` exists,
+    'stopped at the time limit' iff its partial record ``<name>.partial.json`` exists and the final one does not,
+    None when neither exists. The sweep's statuses come from here, never from the timing of a job's exit."""
+    out = Path(out)
+    if (out / f"{name}.json").is_file():
+        return "complete"
+    if (out / f"{name}.partial.json").is_file():
+        return STOPPED
+    return None
+
+
+def _outcome(job, log: str, disk: str | None) -> str:
+    """A finished job's status: its records on disk first (``disk``: :func:`on_disk`), then its exit."""
+    if disk == "complete":
+        return disk
     try:
         rc = job.result()
     except FailedJobError as exc:  # an exception in the run: its last line says which
@@ -231,10 +249,10 @@ def _outcome(job, log: str) -> str:
         return f"failed ({last[:200]}; see {log})"
     except UncompletedJobError:  # killed (out of memory, signal) before it returned
         return f"failed (the job ended without a result; see {log})"
-    if rc == 0:
-        return "complete"
     if rc == ct.EXIT_INCOMPLETE:
-        return "stopped at the time limit"
+        return disk or NOT_STARTED  # exit 3 without a partial record: it had no time to start
+    if rc == 0:  # exit 0 without a final record cannot happen in cifar_train: report it, do not trust it
+        return disk or f"failed (exit 0 but no record on disk; see {log})"
     return f"failed (exit {rc}; see {log})"
 
 
@@ -253,7 +271,7 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
           launcher: str = "local", slurm: Slurm | None = None, logs: str | os.PathLike | None = None,
           wait: bool = True, grace_s: float = 60.0) -> dict[str, str]:
     """Run ``runs`` as submitit jobs; return ``{name: status}``, status one of 'done before' (its record existed),
-    'complete', 'stopped at the time limit' (possibly '... (cancelled ...)'), 'not started (time limit)',
+    'complete', 'stopped at the time limit', 'cancelled at the time limit (...)', 'not started (time limit)',
     'failed (...; see LOG)' or, for SLURM jobs not waited for, 'queued or running (slurm job ID)'.
 
     ``launcher="local"``: at most ``parallel`` runs at a time on this machine. With ``time_limit`` (seconds from
@@ -311,7 +329,7 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
         while todo or jobs:
             for name, job in list(jobs.items()):
                 if job.done():
-                    status[name] = _outcome(job, str(job.paths.stdout))
+                    status[name] = _outcome(job, str(job.paths.stdout), on_disk(out, name))
                     del jobs[name]
                     bar.update()
                     bar.set_postfix_str(f"{name}: {status[name]}")
@@ -319,7 +337,7 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
             while todo and free > 0:
                 run = todo.pop(0)
                 if deadline is not None and launcher == "local" and deadline - time.time() < min_start_s:
-                    status[run.name] = "not started (time limit)"
+                    status[run.name] = NOT_STARTED
                     bar.update()
                     continue
                 jobs[run.name] = submit(run)
@@ -329,8 +347,10 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
             if deadline is not None and launcher == "local" and time.time() > deadline + grace_s:
                 for name, job in jobs.items():  # the run should have stopped itself (its start took long)
                     _cancel(job)
-                    status[name] = f"stopped at the time limit (cancelled {grace_s:g} s after it; resumes from " \
-                                   f"its last checkpoint; see {job.paths.stdout})"
+                for name, job in jobs.items():  # after the cancel, the disk says what each run left
+                    status[name] = on_disk(out, name) or (f"{CANCELLED} ({grace_s:g} s after it, with no record; "
+                                                          f"resumes from its checkpoint if any; see {job.paths.stdout})")
+                    bar.update()
                 jobs.clear()
                 break
             if jobs:
@@ -343,7 +363,7 @@ def sweep(runs: list[Run], out: str | os.PathLike, parallel: int = 4, time_limit
     for name, job in jobs.items():  # SLURM jobs left to the cluster
         status[name] = f"queued or running (slurm job {job.job_id})"
     for run in todo:  # the sweep stopped before their turn
-        status[run.name] = "not started (time limit)"
+        status[run.name] = NOT_STARTED
     return {r.name: status[r.name] for r in runs}
 
 
