@@ -37,17 +37,22 @@ def test_record_is_present_and_current(nb, protocol):
     assert not paper.evaluation.failed_guards(), f"{paper.path.name}: a guard failed at paper scale"
 
 
+COMMITTED = lambda root: root / "results" / "chapters"  # noqa: E731 - where make records puts them
+
+
 def _protocol(bound=1.0):
     return Protocol("99_test", {"n": same(1, "ours")}, [Claim("c", "s", "src")],
-                    [Check("x", "x", Criterion("<=", bound, "ours"), claim="c")])
+                    [Check("x", "x", Criterion("<=", bound, "paper"), claim="c")])
 
 
 def test_stale_when_protocol_or_module_changes(tmp_path):
     import flatbias.twolayer  # noqa: F401 - a module the 'run' imported
 
     p = _protocol()
-    path = chapter_record.write(p, {"x": 0.5}, {"curve": [1, 2]}, 1.0, root=tmp_path)
+    path = chapter_record.write(p, {"x": 0.5}, {"curve": [1, 2]}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))
     rec = json.loads(path.read_text())
+    rec["provenance"]["commit"] = "0" * 40  # as if from a clean commit
+    path.write_text(json.dumps(rec))
     assert rec["fingerprint"]["modules"]["flatbias.twolayer"] == chapter_record.current_module_hash(
         "flatbias.twolayer")
     assert chapter_record.load(p, tmp_path).stale == []
@@ -57,6 +62,131 @@ def test_stale_when_protocol_or_module_changes(tmp_path):
     path.write_text(json.dumps(rec))
     reasons = chapter_record.load(p, tmp_path).stale
     assert "module flatbias.twolayer changed" in reasons and "module flatbias.gone was removed" in reasons
+    for commit, allow in (("abc+dirty", False), ("abc (declared)", False), ("0" * 40, True)):
+        path.write_text(json.dumps({**rec, "provenance": {**rec["provenance"], "commit": commit,
+                                                          "allow_dirty": allow}}))
+        reasons = chapter_record.load(p, tmp_path).stale
+        assert any(("no clean commit" in r) != allow and ("--allow-dirty" in r) == allow for r in reasons), reasons
+
+
+def _chapter_root(tmp_path, chapter="10_coherence"):
+    """A copy of one chapter's source, with a record whose fingerprint matches it (as if from a clean commit)."""
+    from flatbias.records import repo_root
+
+    (tmp_path / "notebooks").mkdir()
+    src = (repo_root() / "notebooks" / f"{chapter}.py").read_text()
+    (tmp_path / "notebooks" / f"{chapter}.py").write_text(src)
+    p = Protocol(chapter, {"n": same(1, "ours")}, [Claim("c", "s", "src")],
+                 [Check("x", "x", Criterion("<=", 1.0, "ours"), claim="c")])
+    path = chapter_record.write(p, {"x": 0.5}, {}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))
+    rec = json.loads(path.read_text())
+    rec["provenance"]["commit"] = "0" * 40
+    path.write_text(json.dumps(rec))
+    return p, src, tmp_path / "notebooks" / f"{chapter}.py"
+
+
+def test_editing_one_code_cell_of_a_chapter_stales_its_record(tmp_path):
+    p, src, py = _chapter_root(tmp_path)
+    assert chapter_record.load(p, tmp_path).stale == []
+    # prose, comments and layout are not code: the record stays current
+    py.write_text(src.replace("# %% [markdown]\n", "# %% [markdown]\n# A new sentence of prose.\n", 1)
+                  .replace("import ", "import  ", 1) + "\n# a comment\n")
+    assert chapter_record.load(p, tmp_path).stale == []
+    # one number in one code cell: stale, and the message says which file
+    cells = src.split("# %%")
+    i = next(k for k, c in enumerate(cells) if "=" in c and not c.startswith(" [markdown]") and "protocol" not in c
+             and "parameters" not in c.splitlines()[0])
+    cells[i] = cells[i] + "\n_edited = 1\n"
+    py.write_text("# %%".join(cells))
+    assert chapter_record.load(p, tmp_path).stale == ["the code cells of notebooks/10_coherence.py changed"]
+
+
+def test_a_record_without_the_chapter_code_hash_is_stale(tmp_path):
+    p, _, _ = _chapter_root(tmp_path)
+    path = chapter_record.record_path(p.chapter, tmp_path)
+    rec = json.loads(path.read_text())
+    del rec["fingerprint"]["chapter_code"]
+    path.write_text(json.dumps(rec))
+    assert "no hash of the chapter's code cells" in "; ".join(chapter_record.load(p, tmp_path).stale)
+
+
+def test_differences_respect_each_checks_tolerance():
+    class C:
+        def __init__(self, key, tolerance="round-off"):
+            self.key, self.tolerance = key, tolerance
+
+    proto = type("P", (), {"checks": [C("a"), C("b", "exact"), C("c", 0.05), C("d"), C("e")]})()
+    old = {"a": 1.0, "b": 3, "c": 10.0, "d": True, "e": "inf"}
+    assert chapter_record.differences(proto, {"a": 1.0 + 1e-12, "b": 3, "c": 10.4, "d": True, "e": "inf"}, old) == []
+    got = chapter_record.differences(proto, {"a": 1.0 + 1e-6, "b": 3.0000001, "c": 11.0, "d": False, "e": 1e300},
+                                     old)
+    assert [line.split(":")[0] for line in got] == ["a", "b", "c", "d", "e"]
+    with pytest.raises(ValueError, match="tolerance must be"):
+        chapter_record.tolerance_of(C("z", -1))
+
+
+def test_a_full_scale_run_never_writes_results(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv(chapter_record.OUTPUT_ENV, str(tmp_path / "build" / "records"))
+    p = _protocol()
+    chapter_record.write(p, {"x": 0.5}, {}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))  # committed: x = 0.5
+    _, paper = chapter_record.conclude(p, "full", {"x": 2.0}, {}, time.perf_counter(), root=tmp_path)
+    assert paper.path == tmp_path / "build" / "records" / "99_test.json"
+    assert paper.changed == ["x: 2.0 now, 0.5 in the committed record (tolerance round-off)"]
+    assert "differs from the committed record: x" in paper.provenance()
+    assert json.loads(chapter_record.record_path("99_test", tmp_path).read_text())["metrics"]["checks"] == {"x": 0.5}
+
+
+def test_records_cli_refuses_a_dirty_tree_and_names_the_paths(monkeypatch, capsys):
+    monkeypatch.setattr(chapter_record.records, "dirty_paths", lambda root: ["lib/flatbias/stability.py"])
+    with pytest.raises(chapter_record.DirtyTree, match="lib/flatbias/stability.py.*--allow-dirty"):
+        chapter_record.require_clean()
+    assert chapter_record.require_clean(allow_dirty=True)
+    with pytest.raises(SystemExit) as exit_:
+        chapter_record.main(["10", "--all"])
+    assert exit_.value.code == 2 and "lib/flatbias/stability.py" in capsys.readouterr().err
+
+
+def _git(*args):
+    from flatbias.records import repo_root
+
+    return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("nb,protocol", CHAPTERS, ids=[nb.stem for nb, _ in CHAPTERS])
+def test_record_names_a_clean_commit_whose_code_hashes_to_its_fingerprint(nb, protocol):
+    """Check out (in git's object store) the commit a record names: its modules, the chapter's code cells and its
+    PROTOCOL there hash to the record's fingerprint, and the commit is in this branch's history."""
+    paper = chapter_record.load(protocol)
+    if paper.record is None:
+        pytest.skip(f"{nb.stem} has no record (test_record_is_present_and_current decides whether it must)")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("a shallow clone (or no git): the records' commits are not here to check out")
+    commit, fp = paper.record["provenance"]["commit"], paper.record["fingerprint"]
+    assert len(commit) == 40 and _git("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0, \
+        f"{nb.stem}: the record names {commit!r}, not a commit of this repository"
+    assert _git("merge-base", "--is-ancestor", commit, "HEAD").returncode == 0, f"{commit} is not in HEAD's history"
+    at = lambda path: _git("show", f"{commit}:{path}").stdout  # noqa: E731
+    for name, h in fp["modules"].items():
+        path = "lib/" + name.replace(".", "/") + ".py"
+        assert chapter_record.code_hash(at(path)) == h, f"{nb.stem}: {path} at {commit[:12]} is not what ran"
+    assert chapter_record.chapter_code_hash(nb.stem, text=at(f"notebooks/{nb.stem}.py")) == fp["chapter_code"]
+    then = chapter_record.read_protocol_text(at(f"notebooks/{nb.stem}.ipynb"), nb.name)
+    assert then.fingerprint() == fp["protocol"], f"{nb.stem}: its PROTOCOL at {commit[:12]} is not the record's"
+
+
+CHEAP = ("01_trace_of_hessian", "03_riemannian_hessian", "10_coherence")  # about 10 s each at full scale
+
+
+@pytest.mark.parametrize("stem", CHEAP)
+def test_cheap_chapters_rerun_at_full_scale_agree_with_their_records(stem, tmp_path):
+    """The paper scale re-checked in CI: the cheapest chapters run at full scale on this machine and agree with the
+    committed records within each check's declared tolerance (round-off unless the check states more)."""
+    nb, protocol = next((nb, p) for nb, p in CHAPTERS if nb.stem == stem)
+    chapter_record.execute_at_full(nb, tmp_path, timeout_s=900)
+    fresh = chapter_record.load(protocol, folder=tmp_path)
+    assert fresh.record is not None and fresh.changed == [], fresh.changed
 
 
 def test_module_hash_ignores_docstrings_and_comments(tmp_path):
@@ -69,7 +199,7 @@ def test_module_hash_ignores_docstrings_and_comments(tmp_path):
 
 def test_write_rejects_undeclared_checks(tmp_path):
     with pytest.raises(ValueError, match="undeclared checks"):
-        chapter_record.write(_protocol(), {"x": 0.5, "y": 1}, {}, 1.0, root=tmp_path)
+        chapter_record.write(_protocol(), {"x": 0.5, "y": 1}, {}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))
     assert not chapter_record.record_path("99_test", tmp_path).exists()
 
 
@@ -82,7 +212,7 @@ def test_not_yet_run_without_record(tmp_path):
 
 def test_verdict_report_from_record(tmp_path):
     p = _protocol()
-    chapter_record.write(p, {"x": 2.0}, {}, 1.0, root=tmp_path)
+    chapter_record.write(p, {"x": 2.0}, {}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))
     paper = chapter_record.load(p, tmp_path)
     smoke = p.evaluate({"x": 0.5}, "smoke")
     text = verdict.report(paper, smoke)
@@ -99,16 +229,17 @@ def test_cli_lists_and_rejects_unknown_chapters():
     assert bad.returncode == 2 and "unknown chapter" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_conclude_writes_at_full_reads_at_smoke_and_stops_on_a_guard(tmp_path):
+def test_conclude_writes_at_full_reads_at_smoke_and_stops_on_a_guard(tmp_path, monkeypatch):
     import time
 
+    monkeypatch.setenv(chapter_record.OUTPUT_ENV, str(COMMITTED(tmp_path)))
     p = _protocol()
     smoke, paper = chapter_record.conclude(p, "smoke", {"x": 0.5}, {}, time.perf_counter(), root=tmp_path)
     assert smoke.status("c") == "reproduced" and paper.record is None  # smoke never writes
     smoke, paper = chapter_record.conclude(p, "full", {"x": 2.0}, {"d": 1}, time.perf_counter(), root=tmp_path)
     assert paper.record is not None and paper.data == {"d": 1} and paper.evaluation.status("c") == "not reproduced"
     guarded = Protocol("99_test", {"n": same(1, "ours")}, [Claim("c", "s", "src")],
-                       [Check("x", "x", Criterion("<=", 1.0, "ours"), claim="c"),
+                       [Check("x", "x", Criterion("<=", 1.0, "paper"), claim="c"),
                         Check("g", "g", Criterion("<=", 0.0, "ours"), role="guard")])
     with pytest.raises(AssertionError, match="guard checks failed"):
         chapter_record.conclude(guarded, "full", {"x": 0.5, "g": 1.0}, {}, time.perf_counter(), root=tmp_path)
@@ -121,8 +252,8 @@ def test_record_refuses_code_that_changed_after_import(tmp_path, monkeypatch):
     assert "flatbias.twolayer" in chapter_record.AT_IMPORT  # hashed when it was imported
     monkeypatch.setitem(chapter_record.AT_IMPORT, "flatbias.twolayer", "0" * 16)  # the file changed since
     with pytest.raises(RuntimeError, match="flatbias.twolayer changed on disk after this run imported it"):
-        chapter_record.write(_protocol(), {"x": 0.5}, {}, 1.0, root=tmp_path)
-    assert not chapter_record.record_path("99_test", tmp_path).exists()
+        chapter_record.write(_protocol(), {"x": 0.5}, {}, 1.0, root=tmp_path, folder=tmp_path)
+    assert not chapter_record.record_path("99_test", folder=tmp_path).exists()
 
 
 def test_modules_imported_after_chapter_record_are_hashed_at_import():

@@ -90,6 +90,27 @@ def test_git_commit_marks_untracked_package_code_dirty(tmp_path):
     assert not records.git_commit(tmp_path).endswith("+dirty")
     (tmp_path / "lib" / "new_module.py").write_text("x = 1")
     assert records.git_commit(tmp_path).endswith("+dirty")
+    assert records.dirty_paths(tmp_path) == ["lib/new_module.py"]
+
+
+def test_records_a_run_writes_under_results_are_not_dirt(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    for f in ("results/chapters/01.json", "notebooks/01.py"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("{}")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    (tmp_path / "results/chapters/01.json").write_text('{"new": 1}')  # the records run's own output
+    (tmp_path / "results/chapters/02.json").write_text("{}")
+    assert records.dirty_paths(tmp_path) == [] and not records.git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "notebooks/01.py").write_text("x = 2")  # a chapter's code: dirt
+    assert records.dirty_paths(tmp_path) == ["notebooks/01.py"] and records.git_commit(tmp_path).endswith("+dirty")
 
 
 def test_git_commit_outside_git_uses_the_declared_commit(tmp_path, monkeypatch):

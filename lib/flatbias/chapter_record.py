@@ -1,11 +1,17 @@
 """A chapter's paper-scale result record: written by a full-scale run, read back by every other build.
 
 At ``full`` scale a chapter runs its experiment, judges the checks of its :class:`~flatbias.claims.Protocol`
-and writes ``results/chapters/<chapter>.json``: settings, every measured check, the data behind its
-figures, provenance, and a **fingerprint** of what produced it (the protocol's hash and the hash of each
-``flatbias`` module the run imported). At ``smoke`` scale the chapter re-runs its pipeline small and
-renders the paper-scale figures and verdict from this record. A record whose fingerprint no longer
-matches the code or the protocol is *stale*: ``tests/test_chapter_records.py`` fails and names the
+and writes its record: settings, every measured check, the data behind its figures, provenance, and a
+**fingerprint** of what produced it (the protocol's hash, the hash of each ``flatbias`` module the run imported,
+and the hash of the chapter's own code cells). A full-scale *build* writes into its own output folder
+(:func:`output_dir`, ``_build/full/records`` unless ``$FLATBIAS_RECORD_DIR`` says otherwise) and prints every check
+that differs from the committed record beyond the check's declared tolerance; it never writes ``results/``. The
+one command that updates ``results/chapters/`` is ``make records`` (``python -m flatbias.chapter_record``): it
+refuses a dirty tree, so every committed record names a clean commit that holds the code that made it.
+
+At ``smoke`` scale the chapter re-runs its pipeline small and renders the paper-scale figures and verdict from
+the committed record. A record whose fingerprint no longer matches the code, the protocol or the chapter's code
+cells, or that was written from a dirty tree, is *stale*: ``tests/test_chapter_records.py`` fails and names the
 command that regenerates it (``make records``).
 """
 
@@ -13,6 +19,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
+import os
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -26,25 +34,66 @@ from . import records
 from .claims import Evaluation, Protocol
 
 FOLDER = ("results", "chapters")
+OUTPUT_ENV = "FLATBIAS_RECORD_DIR"  # where a full-scale run writes its record (default: _build/full/records)
+ALLOW_DIRTY_ENV = "FLATBIAS_ALLOW_DIRTY"  # set by ``--allow-dirty``: the record says so, and is stale
+#: how far a check's value may differ between two runs on different CPUs (a check declares its own: see
+#: :func:`tolerance_of`): 'exact', 'round-off' (relative 1e-9, absolute 1e-12), or a relative tolerance
+ROUND_OFF = (1e-9, 1e-12)
 # modules that only present results (their edits cannot change a measured number)
 PRESENTATION = frozenset({"flatbias", "flatbias.claims", "flatbias.chapter_record", "flatbias.records",
                           "flatbias.scale", "flatbias.style", "flatbias.verdict", "flatbias.sphinxext"})
 
 
-def record_path(chapter: str, root: str | Path | None = None) -> Path:
-    """``results/chapters/<chapter>.json`` in the repository."""
+def record_path(chapter: str, root: str | Path | None = None, folder: str | Path | None = None) -> Path:
+    """``results/chapters/<chapter>.json`` in the repository (the committed record), or ``<folder>/<chapter>.json``."""
+    if folder is not None:
+        return Path(folder) / f"{chapter}.json"
     return Path(root or records.repo_root()).joinpath(*FOLDER, f"{chapter}.json")
 
 
-def module_hash(path: str | Path) -> str:
-    """Hash of a module's code: its syntax tree without docstrings, so comments and prose do not count."""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+def output_dir(root: str | Path | None = None) -> Path:
+    """Where a full-scale run writes its record: ``$FLATBIAS_RECORD_DIR``, else ``<repo>/_build/full/records``.
+    Never ``results/``: only ``make records`` updates the committed records."""
+    env = os.environ.get(OUTPUT_ENV, "").strip()
+    return Path(env) if env else Path(root or records.repo_root()) / "_build" / "full" / "records"
+
+
+def notebook_source(chapter: str, root: str | Path | None = None) -> Path:
+    """The chapter's ``notebooks/<chapter>.py`` (jupytext percent format: the reviewed source of its code)."""
+    return Path(root or records.repo_root()) / "notebooks" / f"{chapter}.py"
+
+
+def code_hash(source: str) -> str:
+    """Hash of Python code: its syntax tree without docstrings, so comments, prose and layout do not count."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def module_hash(path: str | Path) -> str:
+    """Hash of a module's code (:func:`code_hash` of its file)."""
+    return code_hash(Path(path).read_text(encoding="utf-8"))
+
+
+def chapter_code_hash(chapter: str, root: str | Path | None = None, text: str | None = None) -> str | None:
+    """Hash of the chapter's own code: the normalized syntax tree of every code cell of ``notebooks/<chapter>.py``
+    in order (IPython magics as the kernel runs them; comments, docstrings, markdown and layout do not count).
+    ``text``: the file's text (e.g. at another commit). None when the chapter has no ``.py``."""
+    import jupytext
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    if text is None:
+        path = notebook_source(chapter, root)
+        if not path.is_file():
+            return None
+        text = path.read_text(encoding="utf-8")
+    transform = TransformerManager().transform_cell
+    cells = [c.source for c in jupytext.reads(text, fmt="py:percent").cells if c.cell_type == "code"]
+    return hashlib.sha256("\n".join(code_hash(transform(src)) for src in cells).encode()).hexdigest()[:16]
 
 
 #: the hash of each ``flatbias`` module's file when this process imported it (see :class:`_HashAtImport`)
@@ -97,12 +146,14 @@ def current_module_hash(name: str) -> str | None:
     return module_hash(spec.origin)
 
 
-def fingerprint(protocol: Protocol) -> dict:
-    return {"protocol": protocol.fingerprint(), "modules": imported_modules()}
+def fingerprint(protocol: Protocol, root: str | Path | None = None) -> dict:
+    return {"protocol": protocol.fingerprint(), "modules": imported_modules(),
+            "chapter_code": chapter_code_hash(protocol.chapter, root)}
 
 
-def stale_reasons(record: Mapping, protocol: Protocol) -> list[str]:
-    """Why ``record`` no longer matches the protocol and the code (empty when it is current)."""
+def stale_reasons(record: Mapping, protocol: Protocol, root: str | Path | None = None) -> list[str]:
+    """Why ``record`` no longer matches the protocol, the code and the chapter's code cells, or cannot be traced to
+    a clean commit (empty when it is current)."""
     fp = record.get("fingerprint")
     if not fp:
         return ["the record has no fingerprint"]
@@ -113,28 +164,86 @@ def stale_reasons(record: Mapping, protocol: Protocol) -> list[str]:
         now = current_module_hash(name)
         if now != h:
             reasons.append(f"module {name} {'was removed' if now is None else 'changed'}")
+    code = chapter_code_hash(protocol.chapter, root)
+    if "chapter_code" not in fp:
+        reasons.append("the fingerprint has no hash of the chapter's code cells")
+    elif fp["chapter_code"] != code:
+        reasons.append(f"the code cells of notebooks/{protocol.chapter}.py changed")
+    prov = record.get("provenance", {})
+    commit = str(prov.get("commit", "unknown"))
+    if prov.get("allow_dirty"):
+        reasons.append("it was written with --allow-dirty (a trial, not a record)")
+    if commit.endswith("+dirty") or " " in commit or commit == "unknown":
+        reasons.append(f"it names no clean commit ({commit}): the code that made it cannot be checked out")
     return reasons
 
 
-def write(protocol: Protocol, measured: Mapping[str, Any], data: Mapping[str, Any],
-          wall_time_s: float, root: str | Path | None = None) -> Path:
-    """Write the chapter's paper-scale record (atomically)."""
+def tolerance_of(check) -> tuple[float, float] | None:
+    """``(relative, absolute)`` tolerance of a check's value between two runs, from its declared ``tolerance``:
+    'exact' (None), 'round-off' (:data:`ROUND_OFF`, the default) or a number (a relative tolerance, stated for
+    chaotic runs, with an absolute floor of 1e-12)."""
+    tol = getattr(check, "tolerance", "round-off")
+    if tol == "exact":
+        return None
+    if tol == "round-off":
+        return ROUND_OFF
+    if isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0:
+        return float(tol), 1e-12
+    raise ValueError(f"check {check.key!r}: tolerance must be 'exact', 'round-off' or a positive number; "
+                     f"got {tol!r}")
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, str) and v in ("inf", "-inf"):
+        return float(v)
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def differences(protocol: Protocol, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
+    """The checks whose measured values differ between two records (``metrics.checks``) beyond their declared
+    tolerance (:func:`tolerance_of`), one line each; empty when the two agree."""
+    out = []
+    for c in protocol.checks:
+        a, b = new.get(c.key), old.get(c.key)
+        tol = tolerance_of(c)
+        x, y = _number(a), _number(b)
+        if x is None or y is None or tol is None or math.isinf(x) or math.isinf(y):
+            same = a == b or (x is not None and x == y)
+        else:
+            same = math.isclose(x, y, rel_tol=tol[0], abs_tol=tol[1])
+        if not same:
+            what = getattr(c, "tolerance", "round-off")
+            out.append(f"{c.key}: {a!r} now, {b!r} in the committed record (tolerance {what})")
+    return out
+
+
+def write(protocol: Protocol, measured: Mapping[str, Any], data: Mapping[str, Any], wall_time_s: float,
+          root: str | Path | None = None, folder: str | Path | None = None) -> Path:
+    """Write the chapter's paper-scale record (atomically) into ``folder`` (default :func:`output_dir`)."""
     protocol.evaluate(measured, "full")  # undeclared check keys are an error before anything is written
     record = records.make_record(protocol.chapter, "full", dict(protocol.at("full")),
                                  {"checks": dict(measured), "data": dict(data)}, wall_time_s)
-    record["fingerprint"] = fingerprint(protocol)
+    if os.environ.get(ALLOW_DIRTY_ENV):
+        record["provenance"]["allow_dirty"] = True
+    record["fingerprint"] = fingerprint(protocol, root)
     text = json.dumps(record, indent=None, separators=(",", ":"), allow_nan=False)
-    return records.atomic_write_text(record_path(protocol.chapter, root), text + "\n")
+    folder = output_dir(root) if folder is None else folder
+    return records.atomic_write_text(record_path(protocol.chapter, folder=folder), text + "\n")
 
 
 @dataclass
 class PaperScale:
-    """What a chapter shows at the paper's scale: the record (or None) and its evaluation."""
+    """What a chapter shows at the paper's scale: the record (or None) and its evaluation. ``changed``: for a
+    record this run just wrote, the checks that differ from the committed record beyond their tolerance (None
+    when there is no committed record to compare with, or this is the committed record)."""
 
     protocol: Protocol
     record: dict | None
     path: Path
     stale: list[str]
+    changed: list[str] | None = None
 
     @property
     def evaluation(self) -> Evaluation:
@@ -154,24 +263,40 @@ class PaperScale:
         p = self.record["provenance"]
         hw = p["hardware"].get("gpu") or f"{p['hardware']['cpu']} ({p['hardware']['torch_threads']} threads)"
         state = "current" if not self.stale else "STALE: " + "; ".join(self.stale)
-        return (f"record {rel}: {hw}, {p['date_utc']}, commit {p['commit'][:12]}, "
+        line = (f"record {rel}: {hw}, {p['date_utc']}, commit {p['commit'][:12]}, "
                 f"wall time {p['wall_time_s']:.0f} s, fingerprint {state}")
+        if self.changed:
+            line += "; differs from the committed record: " + "; ".join(self.changed)
+        elif self.changed == []:
+            line += "; agrees with the committed record within every check's tolerance"
+        return line
 
 
-def load(protocol: Protocol, root: str | Path | None = None) -> PaperScale:
-    """The committed paper-scale record of ``protocol.chapter`` (record None when there is none)."""
-    path = record_path(protocol.chapter, root)
+def load(protocol: Protocol, root: str | Path | None = None, folder: str | Path | None = None) -> PaperScale:
+    """The committed paper-scale record of ``protocol.chapter`` (record None when there is none), or the one in
+    ``folder``, compared with the committed one."""
+    path = record_path(protocol.chapter, root, folder)
     if not path.exists():
         return PaperScale(protocol, None, path, [])
     rec = records.read_record(path)
-    return PaperScale(protocol, rec, path, stale_reasons(rec, protocol))
+    changed = None
+    committed = record_path(protocol.chapter, root)
+    if folder is not None and committed.exists() and committed.resolve() != path.resolve():
+        changed = differences(protocol, rec["metrics"]["checks"],
+                              records.read_record(committed)["metrics"]["checks"])
+    stale = [r for r in stale_reasons(rec, protocol, root) if folder is None or "clean commit" not in r]
+    return PaperScale(protocol, rec, path, stale, changed)
 
 
 def paper_scale(protocol: Protocol, scale: str, measured: Mapping[str, Any], data: Mapping[str, Any],
                 wall_time_s: float, root: str | Path | None = None) -> PaperScale:
-    """At ``full``: write this run's record, then read it back. At ``smoke``: read the committed one."""
+    """At ``full``: write this run's record into :func:`output_dir` (never ``results/``), read it back and print
+    how it compares with the committed record. At ``smoke``: read the committed one."""
     if scale == "full":
-        write(protocol, measured, data, wall_time_s, root)
+        path = write(protocol, measured, data, wall_time_s, root)
+        paper = load(protocol, root, folder=path.parent)
+        print(f"{protocol.chapter}: {paper.provenance()}")
+        return paper
     return load(protocol, root)
 
 
@@ -194,19 +319,25 @@ def read_protocol(notebook: str | Path) -> Protocol | None:
     the stale-record test can read every chapter's protocol without running the chapter.
     """
     notebook = Path(notebook)
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return read_protocol_text(notebook.read_text(encoding="utf-8"), notebook.name)
+
+
+def read_protocol_text(text: str, name: str) -> Protocol | None:
+    """:func:`read_protocol` of a notebook's JSON text (e.g. at another commit); ``name``: its file name."""
+    stem = name.rsplit(".", 1)[0]
+    cells = json.loads(text)["cells"]
     tagged = [c for c in cells if c["cell_type"] == "code" and "protocol" in c.get("metadata", {}).get("tags", [])]
     if not tagged:
         return None
     if len(tagged) > 1:
-        raise ValueError(f"{notebook.name}: more than one cell is tagged 'protocol'")
-    namespace: dict[str, Any] = {"__name__": f"protocol_of_{notebook.stem}"}
-    exec(compile("".join(tagged[0]["source"]), f"{notebook.name}:protocol", "exec"), namespace)
+        raise ValueError(f"{name}: more than one cell is tagged 'protocol'")
+    namespace: dict[str, Any] = {"__name__": f"protocol_of_{stem}"}
+    exec(compile("".join(tagged[0]["source"]), f"{name}:protocol", "exec"), namespace)
     protocol = namespace.get("PROTOCOL")
     if not isinstance(protocol, Protocol):
-        raise ValueError(f"{notebook.name}: the 'protocol' cell must define PROTOCOL = claims.Protocol(...)")
-    if protocol.chapter != notebook.stem:
-        raise ValueError(f"{notebook.name}: PROTOCOL.chapter is {protocol.chapter!r}; expected {notebook.stem!r}")
+        raise ValueError(f"{name}: the 'protocol' cell must define PROTOCOL = claims.Protocol(...)")
+    if protocol.chapter != stem:
+        raise ValueError(f"{name}: PROTOCOL.chapter is {protocol.chapter!r}; expected {stem!r}")
     return protocol
 
 
@@ -221,42 +352,65 @@ def chapters(root: str | Path | None = None) -> list[tuple[Path, Protocol]]:
     return out
 
 
-def execute_at_full(notebook: Path, timeout_s: int = 3600) -> float:
-    """Execute a chapter at ``full`` scale (it writes its record); the executed copy is discarded."""
-    import os
+def execute_at_full(notebook: Path, folder: str | Path, timeout_s: int = 3600, allow_dirty: bool = False) -> float:
+    """Execute a chapter at ``full`` scale, its record written into ``folder``; the executed copy is discarded."""
     import time
 
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    old = os.environ.get("BOOK_SCALE")
-    os.environ["BOOK_SCALE"] = "full"  # the kernel inherits it
+    env = {"BOOK_SCALE": "full", OUTPUT_ENV: str(folder), ALLOW_DIRTY_ENV: "1" if allow_dirty else ""}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
     t0 = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
                        resources={"metadata": {"path": str(notebook.parent)}}).execute()
     finally:
-        if old is None:
-            os.environ.pop("BOOK_SCALE", None)
-        else:
-            os.environ["BOOK_SCALE"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return time.perf_counter() - t0
 
 
+class DirtyTree(RuntimeError):
+    """``make records`` on a tree that differs from its commit: the records would name code nobody can check out."""
+
+
+def require_clean(allow_dirty: bool = False) -> str:
+    """The commit the records will name; a :class:`DirtyTree` error naming the dirty paths unless ``allow_dirty``."""
+    dirty = records.dirty_paths(records.repo_root())
+    if dirty and not allow_dirty:
+        shown = ", ".join(dirty[:12]) + (f" and {len(dirty) - 12} more" if len(dirty) > 12 else "")
+        raise DirtyTree(f"the working tree differs from its commit in {shown}: commit first (records name a clean "
+                        "commit), or pass --allow-dirty for a trial (such a record says so and counts as stale)")
+    return records.git_commit(records.repo_root())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flatbias.chapter_record [--all] [--list] [CHAPTER ...]``: regenerate paper-scale records."""
+    """``python -m flatbias.chapter_record [--all] [--list] [--allow-dirty] [CHAPTER ...]``: regenerate paper-scale
+    records. The one command that writes ``results/chapters/``: from a clean commit only, each chapter run into a
+    scratch folder, compared with its committed record (printed), then copied over it."""
     import argparse
+    import shutil
+    import tempfile
+    import time
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(prog="python -m flatbias.chapter_record",
                                      description="Regenerate the chapters' paper-scale records that are "
-                                                 "missing or stale (or all with --all).")
+                                                 "missing or stale (or all with --all), from a clean commit.")
     parser.add_argument("chapters", nargs="*", help="chapter numbers or notebook stems (default: every chapter)")
     parser.add_argument("--all", action="store_true", help="rerun current records too")
     parser.add_argument("--list", action="store_true", help="only list each record's state")
     parser.add_argument("--jobs", type=int, default=1, help="chapters run at once (default 1; each uses one core)")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run on a tree with uncommitted changes (a trial: the records say so and are stale)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.exit(2, f"error: --jobs must be at least 1; got {args.jobs}\n")
@@ -276,17 +430,19 @@ def main(argv: list[str] | None = None) -> int:
                                                         else "current")
         print(f"{nb.stem}: {state}")
         if args.all or state != "current":
-            todo.append(nb)
+            todo.append((nb, protocol))
     if args.list or not todo:
         return 0
-    import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    times = {}
+    try:
+        commit = require_clean(args.allow_dirty)
+    except (DirtyTree, OSError, RuntimeError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print(f"records from commit {commit}")
+    times, failed = {}, []
     t0 = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="chapter-records-"))
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(execute_at_full, nb): nb for nb in todo}
-        failed = []
+        futures = {pool.submit(execute_at_full, nb, scratch, 3600, args.allow_dirty): nb for nb, _ in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="paper-scale records", unit="chapter"):
             nb = futures[fut]
             try:
@@ -296,9 +452,21 @@ def main(argv: list[str] | None = None) -> int:
                 tqdm.write(f"{nb.stem}: FAILED ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]})")
             else:
                 tqdm.write(f"{nb.stem}: {times[nb.stem]:.0f} s")
-    print("\nchapter                             wall time")
-    for stem, t in times.items():
-        print(f"{stem:35s} {t:7.0f} s")
+    after = records.git_commit(records.repo_root())
+    if after != commit:
+        print(f"error: the tree changed while the chapters ran ({commit} -> {after}); nothing was copied to "
+              f"results/ (the new records are in {scratch})")
+        return 1
+    print("\nchapter                             wall time   against the committed record")
+    for nb, protocol in todo:
+        if nb.stem not in times:
+            continue
+        new = load(protocol, folder=scratch)
+        diff = "no committed record" if new.changed is None else (
+            "; ".join(new.changed) if new.changed else "agrees within every check's tolerance")
+        print(f"{nb.stem:35s} {times[nb.stem]:7.0f} s   {diff}")
+        records.atomic_write_text(record_path(nb.stem), record_path(nb.stem, folder=scratch).read_text())
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"{'sum':35s} {sum(times.values()):7.0f} s")
     print(f"{'elapsed (--jobs ' + str(args.jobs) + ')':35s} {time.perf_counter() - t0:7.0f} s")
     if failed:

@@ -35,20 +35,34 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(f"no _config.yml above {here}: is flatbias installed from a clone of the book?")
 
 
+#: folders whose changes never make a tree dirty: the records a run writes are its outputs, not its code
+OUTPUTS = ("results/",)
+
+
+def _git(cwd: str | os.PathLike, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def dirty_paths(cwd: str | os.PathLike | None = None, outputs: tuple[str, ...] = OUTPUTS) -> list[str]:
+    """The paths that make the working tree differ from its commit: changed tracked files anywhere, and files git
+    does not track in the code folders (``lib/``, ``notebooks/``), except under ``outputs`` (``results/``: what a
+    records run writes). Raises ``subprocess.CalledProcessError`` or ``OSError`` outside git."""
+    cwd = cwd or Path(__file__).resolve().parent
+    top = Path(_git(cwd, "rev-parse", "--show-toplevel"))
+    changed = _git(top, "diff", "--name-only", "HEAD").splitlines()  # staged or not, against the commit
+    untracked = _git(top, "ls-files", "--others", "--exclude-standard", "--", "lib", "notebooks").splitlines()
+    return sorted({p for p in changed + untracked if p and not p.startswith(tuple(outputs))})
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """The current commit hash, with ``+dirty`` when tracked files changed or the package (``lib/``) holds files
-    git does not track: then the commit alone does not contain the code that ran. Outside git (a copy of the
-    working tree on a lent machine) ``$FLATBIAS_COMMIT`` as the copy's sender set it, marked ``(declared)``,
-    else 'unknown'."""
+    """The current commit hash, with ``+dirty`` when the tree differs from it (:func:`dirty_paths`: tracked files
+    changed, or the code folders hold files git does not track; the records under ``results/`` do not count):
+    then the commit alone does not contain the code that ran. Outside git (a copy of the working tree on a lent
+    machine) ``$FLATBIAS_COMMIT`` as the copy's sender set it, marked ``(declared)``, else 'unknown'."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-
-        sha = git("rev-parse", "HEAD")
-        top = git("rev-parse", "--show-toplevel")
-        dirty = git("status", "--porcelain", "--untracked-files=no") or git(
-            "ls-files", "--others", "--exclude-standard", "--", str(Path(top) / "lib"))
+        sha = _git(cwd, "rev-parse", "HEAD")
+        dirty = dirty_paths(cwd)
     except (OSError, subprocess.CalledProcessError):
         declared = os.environ.get("FLATBIAS_COMMIT", "").strip()
         return f"{declared} (declared)" if declared else "unknown"
