@@ -40,7 +40,7 @@ def main(argv=None) -> dict:
     reps = []
     for _ in range(20):
         t0 = time.perf_counter()
-        closed = relu_hessian.trace_products(theta, X, y)
+        closed = relu_hessian.trace_products(theta, X, y, h=h)
         reps.append(time.perf_counter() - t0)
     t_closed = float(np.median(reps))
 
@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     while len(hess) < n and (time.perf_counter() - t_start) < a.budget:
         i = len(hess)
         t0 = time.perf_counter()
-        hess.append(relu_hessian.per_sample_hessian_rows(theta, X[i], y[i]))
+        hess.append(relu_hessian.per_sample_hessian_rows(theta, X[i], y[i], h=h))
         t_hess.append(time.perf_counter() - t0)
         for j in range(i + 1):
             t0 = time.perf_counter()

@@ -310,23 +310,24 @@ def build(seed):
 
 
 def describe(theta, X, y, X_fresh, y_fresh):
-    coh = relu_hessian.coherence(theta, X, y)
-    G = relu_hessian.per_sample_gradients(theta, X)
+    coh = relu_hessian.coherence(theta, X, y, h=h)
+    G = relu_hessian.per_sample_gradients(theta, X, h=h)
     off = coh.S - torch.diag(torch.diag(coh.S))
-    return dict(fit_err=float((relu_net.forward(theta, X) - y).abs().max()),
-                fresh_acc=relu_net.accuracy(theta, X_fresh, y_fresh),
+    return dict(fit_err=float((relu_net.forward(theta, X, h=h) - y).abs().max()),
+                fresh_acc=relu_net.accuracy(theta, X_fresh, y_fresh, h=h),
                 sigma=coh.sigma, lam_S=coh.lambda_S, max_lam_Hi=coh.max_lambda_Hi,
                 offdiag=float(off.abs().max()),
                 sigma_G=coherence.coherence_from_gradients(G)[0],
-                lam_H=relu_hessian.full_hessian_lambda_max(theta, X, y),
+                lam_H=relu_hessian.full_hessian_lambda_max(theta, X, y, h=h),
                 lam_gram=float(torch.linalg.eigvalsh(2 * G @ G.T / n)[-1]),
-                tr_H=relu_hessian.full_hessian_trace(theta, X, y),
+                tr_H=relu_hessian.full_hessian_trace(theta, X, y, h=h),
                 g2=float((G**2).sum(1).max()))
 
 
 built = {s: build(s) for s in SEEDS}
 rows = {s: {k: describe(t, *b[:4]) for k, t in b[4].items()} for s, b in built.items()}
-grads = {s: {k: relu_hessian.per_sample_gradients(t, b[0]) for k, t in b[4].items()}
+grads = {s: {k: relu_hessian.per_sample_gradients(t, b[0], h=h)
+             for k, t in b[4].items()}
          for s, b in built.items()}
 KEYS = ["fit_err", "fresh_acc", "lam_S", "max_lam_Hi", "sigma", "lam_H", "tr_H"]
 print(f"seed {SEEDS[0]}:" + "".join(f"{k:>11}" for k in KEYS))
@@ -474,17 +475,17 @@ for kap, v in zip(P["equal_lambda"], rad_kappa):
 
 # %%
 X0, y0, sols0 = built[SEEDS[0]][0], built[SEEDS[0]][1], built[SEEDS[0]][4]
-jac = [torch.func.jacrev(lambda t: relu_net.forward(t, X0))(sols0[k]) - G0[k]
+jac = [torch.func.jacrev(lambda t: relu_net.forward(t, X0, h=h))(sols0[k]) - G0[k]
        for k in ("C=2", "memorizing")]
 pair = [0, int(np.flatnonzero((X0[1:, :2] == X0[0, :2]).all(1).numpy())[0]) + 1]
 th2 = sols0["C=2"]
-Hs = [relu_hessian.per_sample_hessian_autograd(th2, X0[i], y0[i]) for i in pair]
+Hs = [relu_hessian.per_sample_hessian_autograd(th2, X0[i], y0[i], h=h) for i in pair]
 T_ref = torch.stack([torch.stack([(a * b).sum() for b in Hs]) for a in Hs])
-T = relu_hessian.trace_products(th2, X0[pair], y0[pair])
+T = relu_hessian.trace_products(th2, X0[pair], y0[pair], h=h)
 lam_ref = torch.stack([torch.linalg.eigvalsh(a)[-1] for a in Hs])
-lam_cf = relu_hessian.per_sample_lambda_max(th2, X0[pair], y0[pair])
+lam_cf = relu_hessian.per_sample_lambda_max(th2, X0[pair], y0[pair], h=h)
 tr_ref = float(sum(torch.trace(a) for a in Hs)) / 2
-tr_cf = relu_hessian.full_hessian_trace(th2, X0[pair], y0[pair])
+tr_cf = relu_hessian.full_hessian_trace(th2, X0[pair], y0[pair], h=h)
 hess_err = max(float(((T - T_ref).abs() / T_ref.abs().max()).max()),
                float(((lam_cf - lam_ref).abs() / lam_ref.max()).max()),
                abs(tr_cf / tr_ref - 1))

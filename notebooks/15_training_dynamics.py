@@ -180,13 +180,13 @@ theta = train_relu.initial_theta(cfg, gen)
 for _ in range(3):  # a few SGD epochs, to leave the initialization
     for i in range(0, cfg.n, cfg.batch_size):
         theta = train_relu.step(theta, X[i:i + 10], y[i:i + 10], cfg.lr, 0.0)
-ref = relu_hessian.reference_errors(theta, X, y, P["guard_samples"])
+ref = relu_hessian.reference_errors(theta, X, y, P["guard_samples"], h=cfg.h)
 sam = train_relu.step(theta, X[:10], y[:10], cfg.lr, 0.2)
 sam_ref = train_relu.step_autograd(theta, X[:10], y[:10], cfg.lr, 0.2)
-feats = relu_net.features(theta, X).numpy()
+feats = relu_net.features(theta, X, h=cfg.h).numpy()
 sv = np.linalg.svd(feats - feats.mean(0), compute_uv=False) ** 2
 rank_svd = int(np.searchsorted(np.cumsum(sv / sv.sum()), 0.90) + 1)
-rank_lib = relu_hessian.effective_rank(relu_net.features(theta, X), 0.90)
+rank_lib = relu_hessian.effective_rank(relu_net.features(theta, X, h=cfg.h), 0.90)
 print(f"tr(H_i H_j) rel. error {ref['trHiHj']:.1e}, "
       f"λ1(H_i) rel. error {ref['lambda_Hi']:.1e}, "
       f"SAM step difference {float((sam - sam_ref).abs().max()):.1e}, "

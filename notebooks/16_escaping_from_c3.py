@@ -164,7 +164,7 @@ print(f"our start (noise 0) in the real module: max |f - y| = {start_fit:.1e}")
 
 # %%
 theta3 = relu_net.generalizing_solution(P["start"]["C"], 30, 120)
-G3 = relu_hessian.per_sample_gradients(theta3, X)
+G3 = relu_hessian.per_sample_gradients(theta3, X, h=120)
 eta, B = P["eta_B"]
 rad = stability.spectral_radius_rank_one(G3, eta, B)
 lo, hi = eta, 2.0
@@ -173,7 +173,7 @@ for _ in range(P["bisection_steps"]):
     stable = stability.spectral_radius_rank_one(G3, mid, B) < 1
     lo, hi = (mid, hi) if stable else (lo, mid)
 eta_star = 0.5 * (lo + hi)
-T = relu_hessian.trace_products(theta3, X, y)
+T = relu_hessian.trace_products(theta3, X, y, h=120)
 rank_one = float(((T - 4 * (G3 @ G3.T) ** 2).abs() / T.abs().max()).max())
 print(f"ρ(T) at η = {eta}, B = {B}: {rad:.4f}; "
       f"SGD stays stable up to η* ≈ {eta_star:.2f}")
@@ -189,7 +189,7 @@ sam = train_relu.step(theta0, xb, yb, eta, 0.2)
 sam_ref = train_relu.step_autograd(theta0, xb, yb, eta, 0.2)
 W1, _, W2 = relu_net.unflatten(sam, 30, 120)
 direct = (W2.abs()[:, None] * W1.abs()).sum(0)
-used_err = float((relu_net.used_inputs(sam, 30) - direct).abs().max())
+used_err = float((relu_net.used_inputs(sam, 30, h=120) - direct).abs().max())
 last = {m: {k: np.array([h[k][-1] for h in b.values()], dtype=float)
             for k in ("val_acc", "train_loss", "sigma")} for m, b in runs.items()}
 share = {m: np.array([np.sum(h["used_inputs"][-1][:3]) / np.sum(h["used_inputs"][-1])

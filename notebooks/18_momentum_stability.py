@@ -322,7 +322,7 @@ for seed in P["relu_seeds"]:
     X, y = relu_net.parity_data(n_r, d_r, torch.Generator().manual_seed(seed))
     sols = [relu_net.generalizing_solution(C, d_r, h_r) for C in (2, 3, 4, 5, 6)]
     sols.append(relu_net.memorizing_solution(X, y, h_r))
-    Gs = [relu_hessian.per_sample_gradients(t, X) for t in sols]
+    Gs = [relu_hessian.per_sample_gradients(t, X, h=h_r) for t in sols]
     for B in P["relu_batches"]:
         relu_eta[seed, B] = np.array([[mo.critical_eta_rank_one(G, B, b, rtol=1e-6)
                                        for b in BETAS] for G in Gs])

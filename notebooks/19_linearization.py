@@ -209,7 +209,7 @@ g = torch.Generator().manual_seed(P["data_seed"])
 X, y = relu_net.parity_data(n, d, g)
 NETS = {k: (relu_net.memorizing_solution(X, y, h) if k == "memorizing"
             else relu_net.generalizing_solution(int(k[2:]), d, h)) for k in P["nets"]}
-GRADS = {k: relu_hessian.per_sample_gradients(t, X) for k, t in NETS.items()}
+GRADS = {k: relu_hessian.per_sample_gradients(t, X, h=h) for k, t in NETS.items()}
 
 
 def sam_kw(ra):

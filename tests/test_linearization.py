@@ -13,7 +13,7 @@ D, H, N = 6, 8, 8
 def net(gen):
     X, y = relu_net.parity_data(N, D, gen)
     theta = relu_net.generalizing_solution(2, D, H)
-    return theta, X, y, relu_hessian.per_sample_gradients(theta, X)
+    return theta, X, y, relu_hessian.per_sample_gradients(theta, X, h=H)
 
 
 def test_batch_gradients_equal_train_relu(net, gen):

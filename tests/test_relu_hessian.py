@@ -11,39 +11,39 @@ from flatbias import relu_net as rn
 def _random_point(gen, d=5, h=7, n=6, scale=2.0):
     X, y = rn.parity_data(n, d, gen)
     theta = rn.init_flat(d, h, gen) * scale
-    assert rh.parts(theta, X, y).r.abs().max() > 0.1  # off the zero-loss set: residual terms matter
-    return theta, X, y
+    assert rh.parts(theta, X, y, h=h).r.abs().max() > 0.1  # off the zero-loss set: residual terms matter
+    return theta, X, y, h
 
 
-def _hessians(theta, X, y):
-    return torch.stack([rh.per_sample_hessian_autograd(theta, X[i], y[i]) for i in range(X.shape[0])])
+def _hessians(theta, X, y, h):
+    return torch.stack([rh.per_sample_hessian_autograd(theta, X[i], y[i], h=h) for i in range(X.shape[0])])
 
 
 def test_gradients_match_autograd(gen):
-    theta, X, _ = _random_point(gen)
-    J = torch.func.jacrev(lambda t: rn.forward(t, X))(theta)
-    assert torch.allclose(rh.per_sample_gradients(theta, X), J, atol=1e-13)
+    theta, X, _, h = _random_point(gen)
+    J = torch.func.jacrev(lambda t: rn.forward(t, X, h=h))(theta)
+    assert torch.allclose(rh.per_sample_gradients(theta, X, h=h), J, atol=1e-13)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_trace_products_match_dense_hessians_off_the_minimum(seed):
     gen = torch.Generator().manual_seed(seed)
-    theta, X, y = _random_point(gen)
-    H = _hessians(theta, X, y)
+    theta, X, y, h = _random_point(gen)
+    H = _hessians(theta, X, y, h)
     exact = torch.einsum("iab,jba->ij", H, H)
-    closed = rh.trace_products(theta, X, y)
+    closed = rh.trace_products(theta, X, y, h=h)
     assert torch.allclose(closed, exact, rtol=1e-11, atol=1e-10 * float(exact.abs().max()))
     # the residual terms matter here: Gauss-Newton alone is wrong
-    G = rh.per_sample_gradients(theta, X)
+    G = rh.per_sample_gradients(theta, X, h=h)
     assert float((4 * (G @ G.T) ** 2 - exact).abs().max()) > 1e-3 * float(exact.abs().max())
 
 
 def test_lambda_max_of_each_hessian_and_coherence(gen):
-    theta, X, y = _random_point(gen, d=4, h=6, n=8)
-    H = _hessians(theta, X, y)
+    theta, X, y, h = _random_point(gen, d=4, h=6, n=8)
+    H = _hessians(theta, X, y, h)
     lam = torch.linalg.eigvalsh(H)[:, -1]
-    assert torch.allclose(rh.per_sample_lambda_max(theta, X, y), lam, rtol=1e-11, atol=1e-11)
-    coh = rh.coherence(theta, X, y)
+    assert torch.allclose(rh.per_sample_lambda_max(theta, X, y, h=h), lam, rtol=1e-11, atol=1e-11)
+    coh = rh.coherence(theta, X, y, h=h)
     TT = torch.einsum("iab,jba->ij", H, H)
     S = torch.sqrt(torch.clamp(TT, min=0))
     assert coh.negative_entries == int((TT < 0).sum())
@@ -52,18 +52,19 @@ def test_lambda_max_of_each_hessian_and_coherence(gen):
 
 
 def test_rows_method_equals_func_hessian(gen):
-    theta, X, y = _random_point(gen, d=3, h=4, n=2)
-    assert torch.allclose(rh.per_sample_hessian_rows(theta, X[0], y[0]), rh.per_sample_hessian_autograd(theta, X[0], y[0]),
-                          atol=1e-13)
+    theta, X, y, h = _random_point(gen, d=3, h=4, n=2)
+    assert torch.allclose(rh.per_sample_hessian_rows(theta, X[0], y[0], h=h),
+                          rh.per_sample_hessian_autograd(theta, X[0], y[0], h=h), atol=1e-13)
 
 
 def test_full_batch_trace_hvp_and_lanczos(gen):
-    theta, X, y = _random_point(gen, d=6, h=10, n=12)
-    Hf = torch.func.hessian(lambda t: rn.mse_loss(t, X, y))(theta)
-    assert rh.full_hessian_trace(theta, X, y) == pytest.approx(float(torch.trace(Hf)), rel=1e-12)
+    theta, X, y, h = _random_point(gen, d=6, h=10, n=12)
+    Hf = torch.func.hessian(lambda t: rn.mse_loss(t, X, y, h=h))(theta)
+    assert rh.full_hessian_trace(theta, X, y, h=h) == pytest.approx(float(torch.trace(Hf)), rel=1e-12)
     v = torch.randn(theta.numel(), generator=gen)
-    assert torch.allclose(rh.full_hessian_hvp(theta, X, y)(v), Hf @ v, atol=1e-12)
-    assert rh.full_hessian_lambda_max(theta, X, y) == pytest.approx(float(torch.linalg.eigvalsh(Hf)[-1]), rel=1e-9)
+    assert torch.allclose(rh.full_hessian_hvp(theta, X, y, h=h)(v), Hf @ v, atol=1e-12)
+    assert rh.full_hessian_lambda_max(theta, X, y, h=h) == pytest.approx(float(torch.linalg.eigvalsh(Hf)[-1]),
+                                                                         rel=1e-9)
 
 
 def test_constructions_equal_flatness_and_coherence_order(gen):
@@ -73,15 +74,15 @@ def test_constructions_equal_flatness_and_coherence_order(gen):
     sigmas, traces = [], []
     for C in (2, 3, 4):
         theta = rn.generalizing_solution(C, d, h)
-        coh = rh.coherence(theta, X, y)
+        coh = rh.coherence(theta, X, y, h=h)
         sigmas.append(coh.sigma)
-        traces.append(rh.full_hessian_trace(theta, X, y))
+        traces.append(rh.full_hessian_trace(theta, X, y, h=h))
         assert coh.max_lambda_Hi == pytest.approx(4 * np.sqrt(d + 1), rel=1e-12)
     mem = rn.memorizing_solution(X, y, h)
-    coh = rh.coherence(mem, X, y)
+    coh = rh.coherence(mem, X, y, h=h)
     off = coh.S - torch.diag(torch.diag(coh.S))
     assert float(off.abs().max()) == 0.0 and coh.sigma == pytest.approx(1.0, abs=1e-12)
-    traces.append(rh.full_hessian_trace(mem, X, y))
+    traces.append(rh.full_hessian_trace(mem, X, y, h=h))
     assert np.allclose(traces, 4 * np.sqrt(d + 1), rtol=1e-12)
     assert sigmas[0] > sigmas[1] > sigmas[2] > 1
 
@@ -97,9 +98,17 @@ def test_effective_rank():
 
 
 def test_bad_y_shape(gen):
-    theta, X, y = _random_point(gen)
+    theta, X, y, h = _random_point(gen)
     with pytest.raises(ValueError, match="y must have shape"):
-        rh.trace_products(theta, X, y[:-1])
+        rh.trace_products(theta, X, y[:-1], h=h)
+
+
+def test_reference_errors_agree_with_the_closed_forms(gen):
+    theta, X, y, h = _random_point(gen, d=3, h=4, n=5)
+    err = rh.reference_errors(theta, X, y, [0, 2, 4], h=h)
+    assert err["trHiHj"] < 1e-11 and err["lambda_Hi"] < 1e-11
+    with pytest.raises(ValueError, match="samples"):
+        rh.reference_errors(theta, X, y, [], h=h)
 
 
 def test_sam_effective_gram_reproduces_the_sam_operator(gen):
@@ -107,7 +116,7 @@ def test_sam_effective_gram_reproduces_the_sam_operator(gen):
 
     d, h, n = 8, 20, 12
     X, y = rn.parity_data(n, d, gen)
-    G = rh.per_sample_gradients(rn.generalizing_solution(2, d, h), X)
+    G = rh.per_sample_gradients(rn.generalizing_solution(2, d, h), X, h=h)
     for ra in (0.5, 3.0):
         sam = stability.spectral_radius_rank_one(G, 0.5, 3, method="sam", rho_over_alpha=ra, algorithm="dense")
         U = rh.gram_factor(rh.sam_effective_gram(G, ra))

@@ -12,12 +12,12 @@ def test_flat_layout_matches_module_and_autograd_forward(gen):
     X, _ = rn.parity_data(11, d, gen)
     theta = model.flat()
     assert theta.numel() == rn.n_params(d, h) == h * d + 2 * h
-    assert torch.allclose(model(X), rn.forward(theta, X), atol=1e-14)
+    assert torch.allclose(model(X), rn.forward(theta, X, h=h), atol=1e-14)
     # load_flat is the inverse of flat, and the module sees the new parameters
     theta2 = rn.init_flat(d, h, gen)
     model.load_flat(theta2)
     assert torch.equal(model.flat(), theta2)
-    assert torch.allclose(model(X), rn.forward(theta2, X), atol=1e-14)
+    assert torch.allclose(model(X), rn.forward(theta2, X, h=h), atol=1e-14)
     assert rn.n_params(30, 120) == 3840
 
 
@@ -33,8 +33,8 @@ def test_generalizing_solution_fits_the_whole_cube(C, gen):
     d, h = 8, 70
     theta = rn.generalizing_solution(C, d, h)
     X, y = rn.parity_data(2000, d, gen)
-    assert torch.equal(rn.forward(theta, X), y) or torch.allclose(rn.forward(theta, X), y, atol=1e-12)
-    Z = rn.preactivations(theta, X)
+    assert torch.equal(rn.forward(theta, X, h=h), y) or torch.allclose(rn.forward(theta, X, h=h), y, atol=1e-12)
+    Z = rn.preactivations(theta, X, h=h)
     r = rn.r_equal_flatness(d)
     # exactly one unit fires on every cube point, with pre-activation r; the others are at most -r (or exactly 0)
     assert torch.equal((Z > 0).sum(1), torch.ones(2000, dtype=torch.long))
@@ -43,7 +43,7 @@ def test_generalizing_solution_fits_the_whole_cube(C, gen):
     active = Z[:, : 2**C]
     assert float(active[active < r - 1e-9].max()) <= -r + 1e-9
     # only the first C inputs are used
-    used = rn.used_inputs(theta, d)
+    used = rn.used_inputs(theta, d, h=h)
     assert torch.all(used[:C] > 0) and torch.all(used[C:] == 0)
 
 
@@ -51,7 +51,7 @@ def test_generalizing_unit_order_matches_binary_repr():
     import numpy as np
 
     C, d, h = 3, 5, 8
-    W1, b1, W2 = rn.unflatten(rn.generalizing_solution(C, d, h, r=2.0), d)
+    W1, b1, W2 = rn.unflatten(rn.generalizing_solution(C, d, h, r=2.0), d, h)
     for k in range(2**C):
         a = [int(c) for c in np.binary_repr(k, width=C)]
         assert W1[k, :C].tolist() == [2.0 * (-1) ** ai for ai in a]
@@ -63,12 +63,12 @@ def test_memorizing_solution_fits_train_and_is_zero_elsewhere(gen):
     d, n, h = 12, 40, 45
     X, y = rn.parity_data(n, d, gen)
     theta = rn.memorizing_solution(X, y, h)
-    assert torch.allclose(rn.forward(theta, X), y, atol=1e-12)
+    assert torch.allclose(rn.forward(theta, X, h=h), y, atol=1e-12)
     Xf, _ = rn.parity_data(500, d, gen)
     fresh = ~(Xf[:, None, :] == X[None, :, :]).all(-1).any(1)
     assert fresh.sum() > 400
-    assert torch.all(rn.forward(theta, Xf[fresh]) == 0)
-    assert torch.equal((rn.preactivations(theta, X) > 0).sum(1), torch.ones(n, dtype=torch.long))
+    assert torch.all(rn.forward(theta, Xf[fresh], h=h) == 0)
+    assert torch.equal((rn.preactivations(theta, X, h=h) > 0).sum(1), torch.ones(n, dtype=torch.long))
 
 
 def test_bad_inputs_are_clear_errors(gen):
@@ -84,6 +84,6 @@ def test_bad_inputs_are_clear_errors(gen):
     with pytest.raises(ValueError, match="repeated"):
         rn.memorizing_solution(torch.cat([X, X[:1]]), torch.cat([y, y[:1]]), 20)
     with pytest.raises(ValueError, match="h·\\(d\\+2\\)"):
-        rn.unflatten(torch.zeros(13), 3)
+        rn.unflatten(torch.zeros(13), 3, 3)
     with pytest.raises(ValueError, match="has"):
         rn.TwoLayerReLU(3, 4).load_flat(torch.zeros(7))

@@ -50,6 +50,21 @@ P1 = label_noise.draw_problems(0, 2, m=4, seed=0)  # two chains for the label-no
 MLP = nn.Sequential(nn.Linear(4, 3)).double().eval()
 XM, YM = torch.randn(5, 4, generator=_gen(7), dtype=F64), torch.tensor([0, 1, 2, 0, 1])
 MLP32, XM32 = nn.Sequential(nn.Linear(4, 3)), torch.randn(5, 4, generator=_gen(8))
+X_DUP = torch.cat([X[:2], X[:1]])  # paper 1's data with x_3 = x_1: XXᵀ singular, M empty for y_3 ≠ y_1
+P1_X_DUP = P1["X"].copy()
+P1_X_DUP[1, 2] = P1_X_DUP[1, 0]  # chain 1 repeats a data point
+
+
+def _dead_mlp():
+    """Every ReLU unit is off on every input (weights 0, bias −1): every per-sample gradient is exactly zero."""
+    mlp = nn.Sequential(nn.Linear(4, 3), nn.ReLU()).double().eval()
+    with torch.no_grad():
+        mlp[0].weight.zero_()
+        mlp[0].bias.fill_(-1.0)
+    return mlp
+
+
+DEAD = _dead_mlp()
 
 
 def _acc(**kw):
@@ -167,6 +182,8 @@ CASES = [
     ("optimum", "F_star m = 0", lambda: optimum.F_star(X, Y, "sinh", 0), BAD, "m"),
     ("optimum", "F_star m = 2.5", lambda: optimum.F_star(X, Y, "sinh", 2.5), vd.ArgumentTypeError, "m"),
     ("optimum", "F_star y int", lambda: optimum.F_star(X, Y.long(), "sinh", 4), vd.ArgumentTypeError, "y"),
+    ("optimum", "F_star duplicate rows (M empty)", lambda: optimum.F_star(X_DUP, Y, "sinh", 4),
+     manifold.RankDeficientError, "X"),
     ("optimum", "optimal_preactivations y (n, 1)", lambda: optimum.optimal_preactivations(X, Y[:, None], "sinh", 4),
      BAD, "y"),
     ("optimum", "optimal_preactivations a = 0", lambda: optimum.optimal_preactivations(X, Y, "sinh", 4, A * 0), BAD,
@@ -191,6 +208,8 @@ CASES = [
      BAD, "X"),
     ("label_noise", "closed_form_optimum y NaN",
      lambda: label_noise.closed_form_optimum(P1["theta0"], P1["X"], np.full((2, 3), NAN)), BAD, "y"),
+    ("label_noise", "closed_form_optimum duplicate rows (M empty)",
+     lambda: label_noise.closed_form_optimum(P1["theta0"], P1_X_DUP, P1["y"]), manifold.RankDeficientError, "X"),
     ("label_noise", "summarize shapes", lambda: label_noise.summarize(P1["theta0"], P1["X"][:1], P1["y"]), BAD, "θ"),
     ("label_noise", "draw_problems n > d", lambda: label_noise.draw_problems(2, 0, n=5, d=3), BAD, "lam_min"),
     ("label_noise", "draw_problems seed < 0", lambda: label_noise.draw_problems(2, 0, seed=-1), BAD, "seed"),
@@ -290,14 +309,18 @@ CASES = [
      "diverged"),
     ("simulate", "authors_grid batches 0", lambda: simulate.authors_grid(6, [2], [0]), BAD, "batches"),
     # relu_net
-    ("relu_net", "mse_loss y (n, 1)", lambda: relu_net.mse_loss(THR, XR, YR[:, None]), BAD, "y"),
-    ("relu_net", "accuracy y (3,)", lambda: relu_net.accuracy(THR, XR, YR[:3]), BAD, "y"),
-    ("relu_net", "forward θ NaN", lambda: relu_net.forward(_with(THR, NAN), XR), BAD, "θ"),
+    ("relu_net", "mse_loss y (n, 1)", lambda: relu_net.mse_loss(THR, XR, YR[:, None], h=6), BAD, "y"),
+    ("relu_net", "accuracy y (3,)", lambda: relu_net.accuracy(THR, XR, YR[:3], h=6), BAD, "y"),
+    ("relu_net", "forward θ NaN", lambda: relu_net.forward(_with(THR, NAN), XR, h=6), BAD, "θ"),
     ("relu_net", "forward θ of another width", lambda: relu_net.forward(THR_OTHER, XR, h=3), BAD, "θ"),
-    ("relu_net", "features X 1-D", lambda: relu_net.features(THR, XR[0]), BAD, "X"),
-    ("relu_net", "preactivations θ int", lambda: relu_net.preactivations(THR.long(), XR), vd.ArgumentTypeError, "θ"),
+    ("relu_net", "features X 1-D", lambda: relu_net.features(THR, XR[0], h=6), BAD, "X"),
+    ("relu_net", "preactivations θ int", lambda: relu_net.preactivations(THR.long(), XR, h=6), vd.ArgumentTypeError,
+     "θ"),
+    ("relu_net", "forward h None (a flat θ needs its width)", lambda: relu_net.forward(THR, XR, h=None),
+     vd.ArgumentTypeError, "h"),
+    ("relu_net", "forward X empty", lambda: relu_net.forward(THR, XR[:0], h=6), BAD, "X"),
     ("relu_net", "hidden_size length", lambda: relu_net.hidden_size(THR[:-1], 4), BAD, "θ"),
-    ("relu_net", "unflatten d 0", lambda: relu_net.unflatten(THR, 0), BAD, "d"),
+    ("relu_net", "unflatten d 0", lambda: relu_net.unflatten(THR, 0, 6), BAD, "d"),
     ("relu_net", "flatten b1 shape", lambda: relu_net.flatten(torch.ones(3, 2), torch.ones(2), torch.ones(3)), BAD,
      "b1"),
     ("relu_net", "parity_data d 1", lambda: relu_net.parity_data(4, 1), BAD, "d"),
@@ -308,24 +331,31 @@ CASES = [
     ("relu_net", "TwoLayerReLU d 0", lambda: relu_net.TwoLayerReLU(0, 3), BAD, "d"),
     ("relu_net", "init_flat dtype", lambda: relu_net.init_flat(4, 6, dtype=torch.long), vd.ArgumentTypeError, "dtype"),
     ("relu_net", "n_params h 0", lambda: relu_net.n_params(4, 0), BAD, "h"),
-    ("relu_net", "used_inputs θ 2-D", lambda: relu_net.used_inputs(THR[None], 4), BAD, "θ"),
+    ("relu_net", "used_inputs θ 2-D", lambda: relu_net.used_inputs(THR[None], 4, h=6), BAD, "θ"),
     ("relu_net", "load_flat θ NaN", lambda: relu_net.TwoLayerReLU(4, 6).load_flat(_with(THR, NAN)), BAD, "θ"),
     # relu_hessian
     ("relu_hessian", "coherence θ of another width", lambda: relu_hessian.coherence(THR_OTHER, XR, YR, h=3), BAD,
      "θ"),
-    ("relu_hessian", "coherence y (n, 1)", lambda: relu_hessian.coherence(THR, XR, YR[:, None]), BAD, "y"),
-    ("relu_hessian", "coherence X NaN", lambda: relu_hessian.coherence(THR, _with(XR, NAN), YR), BAD, "X"),
-    ("relu_hessian", "trace_products dtypes", lambda: relu_hessian.trace_products(THR.float(), XR, YR), BAD, "X"),
-    ("relu_hessian", "per_sample_lambda_max y NaN", lambda: relu_hessian.per_sample_lambda_max(THR, XR, _with(YR, NAN)),
-     BAD, "y"),
-    ("relu_hessian", "per_sample_gradients X 1-D", lambda: relu_hessian.per_sample_gradients(THR, XR[0]), BAD, "X"),
-    ("relu_hessian", "parts y bool", lambda: relu_hessian.parts(THR, XR, YR > 0), vd.ArgumentTypeError, "y"),
+    ("relu_hessian", "coherence y (n, 1)", lambda: relu_hessian.coherence(THR, XR, YR[:, None], h=6), BAD, "y"),
+    ("relu_hessian", "coherence X NaN", lambda: relu_hessian.coherence(THR, _with(XR, NAN), YR, h=6), BAD, "X"),
+    ("relu_hessian", "coherence X empty", lambda: relu_hessian.coherence(THR, XR[:0], YR[:0], h=6), BAD, "X"),
+    ("relu_hessian", "full_hessian_trace X empty", lambda: relu_hessian.full_hessian_trace(THR, XR[:0], h=6), BAD,
+     "X"),
+    ("relu_hessian", "per_sample_gradients θ of another width",
+     lambda: relu_hessian.per_sample_gradients(THR_OTHER, XR, h=3), BAD, "θ"),
+    ("relu_hessian", "trace_products dtypes", lambda: relu_hessian.trace_products(THR.float(), XR, YR, h=6), BAD,
+     "X"),
+    ("relu_hessian", "per_sample_lambda_max y NaN",
+     lambda: relu_hessian.per_sample_lambda_max(THR, XR, _with(YR, NAN), h=6), BAD, "y"),
+    ("relu_hessian", "per_sample_gradients X 1-D", lambda: relu_hessian.per_sample_gradients(THR, XR[0], h=6), BAD,
+     "X"),
+    ("relu_hessian", "parts y bool", lambda: relu_hessian.parts(THR, XR, YR > 0, h=6), vd.ArgumentTypeError, "y"),
     ("relu_hessian", "gram not Parts", lambda: relu_hessian.gram(THR), vd.ArgumentTypeError, "p"),
-    ("relu_hessian", "full_hessian_trace θ inf", lambda: relu_hessian.full_hessian_trace(_with(THR, INF), XR), BAD,
-     "θ"),
-    ("relu_hessian", "full_hessian_lambda_max tol 0", lambda: relu_hessian.full_hessian_lambda_max(THR, XR, YR, 0.0),
-     BAD, "tol"),
-    ("relu_hessian", "full_hessian_hvp v shape", lambda: relu_hessian.full_hessian_hvp(THR, XR, YR)(THR[:5]), BAD,
+    ("relu_hessian", "full_hessian_trace θ inf", lambda: relu_hessian.full_hessian_trace(_with(THR, INF), XR, h=6),
+     BAD, "θ"),
+    ("relu_hessian", "full_hessian_lambda_max tol 0",
+     lambda: relu_hessian.full_hessian_lambda_max(THR, XR, YR, 0.0, h=6), BAD, "tol"),
+    ("relu_hessian", "full_hessian_hvp v shape", lambda: relu_hessian.full_hessian_hvp(THR, XR, YR, h=6)(THR[:5]), BAD,
      "v"),
     ("relu_hessian", "effective_rank threshold", lambda: relu_hessian.effective_rank(torch.ones(4, 3), 1.5), BAD,
      "threshold"),
@@ -337,9 +367,9 @@ CASES = [
      "rho_over_alpha"),
     ("relu_hessian", "gram_factor not square", lambda: relu_hessian.gram_factor(GR), BAD, "K"),
     ("relu_hessian", "per_sample_hessian_autograd y vector",
-     lambda: relu_hessian.per_sample_hessian_autograd(THR, XR[0], YR), BAD, "y"),
-    ("relu_hessian", "per_sample_hessian_rows x 2-D", lambda: relu_hessian.per_sample_hessian_rows(THR, XR, YR[0]),
-     BAD, "x"),
+     lambda: relu_hessian.per_sample_hessian_autograd(THR, XR[0], YR, h=6), BAD, "y"),
+    ("relu_hessian", "per_sample_hessian_rows x 2-D",
+     lambda: relu_hessian.per_sample_hessian_rows(THR, XR, YR[0], h=6), BAD, "x"),
     # train_relu
     ("train_relu", "method_rho negative", lambda: train_relu.method_rho("sam_-1"), BAD, "method"),
     ("train_relu", "method_rho not a str", lambda: train_relu.method_rho(3), BAD, "method"),
@@ -354,7 +384,7 @@ CASES = [
     ("train_relu", "step lr NaN", lambda: train_relu.step(THR, XR, YR, NAN, 0.0), BAD, "lr"),
     ("train_relu", "step yb shape", lambda: train_relu.step(THR, XR, YR[:2], 0.1, 0.0), BAD, "yb"),
     ("train_relu", "batch_gradient X NaN", lambda: train_relu.batch_gradient(THR, _with(XR, NAN), YR), BAD, "X"),
-    ("train_relu", "metrics yv shape", lambda: train_relu.metrics(THR, XR, YR, XR, YR[:2]), BAD, "yv"),
+    ("train_relu", "metrics yv shape", lambda: train_relu.metrics(THR, XR, YR, XR, YR[:2], h=6), BAD, "yv"),
     ("train_relu", "run seed < 0", lambda: train_relu.run([-1], ["sgd"], epochs=0), BAD, "seed"),
     ("train_relu", "run unknown setting", lambda: train_relu.run([0], ["sgd"], epochz=1), BAD, "epochz"),
     ("train_relu", "summary key", lambda: train_relu.summary({"sgd": {"0": {"sigma": [1.0]}}}, "sigmaa"), BAD, "key"),
@@ -390,6 +420,10 @@ CASES = [
     ("grad_coherence", "proxy_from_gram not square", lambda: grad_coherence.proxy_from_gram(GR), BAD, "G"),
     ("grad_coherence", "proxy_from_gram eps < 0", lambda: grad_coherence.proxy_from_gram(torch.eye(2), -1.0), BAD,
      "eps"),
+    ("grad_coherence", "proxy_from_gram all zero (0/0)", lambda: grad_coherence.proxy_from_gram(torch.zeros(3, 3)),
+     grad_coherence.UndefinedProxyError, "G"),
+    ("grad_coherence", "coherence_proxy every gradient zero", lambda: grad_coherence.coherence_proxy(DEAD, XM, YM),
+     grad_coherence.UndefinedProxyError, "every per-sample gradient is zero"),
     ("grad_coherence", "auto_block n 0", lambda: grad_coherence.auto_block(MLP, 0), BAD, "n"),
     ("grad_coherence", "coherence_proxy model", lambda: grad_coherence.coherence_proxy(None, XM, YM),
      vd.ArgumentTypeError, "model"),
@@ -469,12 +503,69 @@ def test_retract_batch_not_strict_gives_nan_for_a_singular_chain():
         label_noise.retract_batch(th, Xb, yb)
 
 
-def test_relu_theta_of_another_width_is_caught_when_h_is_given():
-    """A flat θ has no width of its own; with h given, the one built for (d, h) = (10, 3) does not pass for X's d = 4."""
-    assert relu_net.hidden_size(THR_OTHER, 4) == 6  # its length happens to fit d = 4 with h = 6
+# every public function that reads a flat ReLU θ with data (or with d), and how to call it without h
+FLAT_THETA_CALLS = {
+    "relu_net.preactivations": lambda **h: relu_net.preactivations(THR_OTHER, XR, **h),
+    "relu_net.features": lambda **h: relu_net.features(THR_OTHER, XR, **h),
+    "relu_net.forward": lambda **h: relu_net.forward(THR_OTHER, XR, **h),
+    "relu_net.mse_loss": lambda **h: relu_net.mse_loss(THR_OTHER, XR, YR, **h),
+    "relu_net.accuracy": lambda **h: relu_net.accuracy(THR_OTHER, XR, YR, **h),
+    "relu_net.unflatten": lambda **h: relu_net.unflatten(THR_OTHER, 4, **h),
+    "relu_net.used_inputs": lambda **h: relu_net.used_inputs(THR_OTHER, 4, **h),
+    "relu_hessian.parts": lambda **h: relu_hessian.parts(THR_OTHER, XR, YR, **h),
+    "relu_hessian.per_sample_gradients": lambda **h: relu_hessian.per_sample_gradients(THR_OTHER, XR, **h),
+    "relu_hessian.trace_products": lambda **h: relu_hessian.trace_products(THR_OTHER, XR, YR, **h),
+    "relu_hessian.per_sample_lambda_max": lambda **h: relu_hessian.per_sample_lambda_max(THR_OTHER, XR, YR, **h),
+    "relu_hessian.coherence": lambda **h: relu_hessian.coherence(THR_OTHER, XR, YR, **h),
+    "relu_hessian.full_hessian_trace": lambda **h: relu_hessian.full_hessian_trace(THR_OTHER, XR, YR, **h),
+    "relu_hessian.full_hessian_hvp": lambda **h: relu_hessian.full_hessian_hvp(THR_OTHER, XR, YR, **h),
+    "relu_hessian.full_hessian_lambda_max": lambda **h: relu_hessian.full_hessian_lambda_max(THR_OTHER, XR, YR, **h),
+    "relu_hessian.per_sample_hessian_autograd":
+        lambda **h: relu_hessian.per_sample_hessian_autograd(THR_OTHER, XR[0], YR[0], **h),
+    "relu_hessian.per_sample_hessian_rows":
+        lambda **h: relu_hessian.per_sample_hessian_rows(THR_OTHER, XR[0], YR[0], **h),
+    "relu_hessian.reference_errors": lambda **h: relu_hessian.reference_errors(THR_OTHER, XR, YR, [0], **h),
+}
+
+
+@pytest.mark.parametrize("name", list(FLAT_THETA_CALLS))
+def test_relu_flat_theta_requires_its_width(name):
+    """Every flat θ is ambiguous: its length h(d+2) also fits other (d', h'). THR_OTHER, built for (d, h) = (10, 3),
+    has 36 entries, which also fit X's d = 4 with h = 6, so without h it would silently pass; h is required, and
+    with the width it was built with it is a clear error naming θ."""
+    assert relu_net.hidden_size(THR_OTHER, 4) == 6  # the inferred width is a wrong one
+    call = FLAT_THETA_CALLS[name]
+    with pytest.raises(TypeError, match="'h'"):
+        call()
     with pytest.raises(BAD, match=r"θ must have h·\(d\+2\) = 18 entries for h = 3"):
-        relu_hessian.coherence(THR_OTHER, XR, YR, h=3)
-    assert relu_hessian.coherence(THR, XR, YR, h=6).sigma == relu_hessian.coherence(THR, XR, YR).sigma
+        call(h=3)
+
+
+def test_relu_flat_theta_with_its_width_still_works():
+    coh = relu_hessian.coherence(THR, XR, YR, h=6)
+    G = relu_hessian.per_sample_gradients(THR, XR, h=6)
+    assert G.shape == (8, 36) and coh.S.shape == (8, 8) and coh.sigma >= 1 - 1e-12
+    assert relu_hessian.parts(THR, XR, YR, h=6).r.shape == (8,)
+
+
+def test_paper1_closed_forms_accept_independent_rows_and_reject_dependent_ones():
+    """The rank check is relative: a well-conditioned draw passes, X with a row that is a combination of the others
+    (not a duplicate) is rejected as well."""
+    assert math.isfinite(optimum.F_star(X, Y, "sinh", 4))
+    assert np.isfinite(label_noise.closed_form_optimum(P1["theta0"], P1["X"], P1["y"])).all()
+    X_comb = torch.stack([X[0], X[1], 0.5 * X[0] + 2.0 * X[1]])
+    with pytest.raises(manifold.RankDeficientError, match="rank X = 2 < n = 3"):
+        optimum.F_star(X_comb, Y, "sinh", 4)
+    Xb = P1["X"].copy()
+    Xb[0, 2] = 0.5 * Xb[0, 0] + 2.0 * Xb[0, 1]
+    with pytest.raises(manifold.RankDeficientError, match="chain 0 has rank X = 2 < n = 3"):
+        label_noise.closed_form_optimum(P1["theta0"], Xb, P1["y"])
+
+
+def test_gradient_proxy_is_defined_once_one_gradient_is_nonzero():
+    G = torch.zeros(3, 3, dtype=F64)
+    G[1, 1] = 2.0  # one nonzero gradient, the others zero: λ_max(G) = max_i G_ii, the proxy is 1
+    assert grad_coherence.proxy_from_gram(G, eps=0.0) == 1.0
 
 
 def test_valid_inputs_still_work():

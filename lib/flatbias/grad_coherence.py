@@ -4,7 +4,8 @@ G_ij = ⟨g_i, g_j⟩ is the Gram matrix of per-sample cross-entropy gradients g
 parameters (convolutions, BatchNorm affine, fc), in eval mode, signed (no absolute value), as in the
 authors' ``large_scale.py``. Since λ_max(G) ≥ G_ii for every i (Rayleigh quotient at e_i) and
 λ_max(G) ≤ tr G ≤ n max_i G_ii, the proxy lies in [1, n] (1: one gradient dominates or all are orthogonal;
-n: all gradients equal).
+n: all gradients equal). When every per-sample gradient is zero (G = 0) the proxy is 0/0, undefined:
+:class:`UndefinedProxyError`, not the 0 that the authors' eps would return.
 
 Per-sample gradients come from ``torch.func`` (``vmap(grad)``). For many samples of a large model, G is built
 block by block so that at most two blocks of per-sample gradients are held (1000 samples of ResNet-18 would be
@@ -21,6 +22,10 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from . import validate as vd
+
+
+class UndefinedProxyError(vd.InvalidArgumentError):
+    """The proxy λ_max(G) / max_i G_ii is 0/0: every per-sample gradient is zero (G = 0)."""
 
 
 def _check_batch(model, x, y) -> None:
@@ -108,7 +113,10 @@ def gradient_gram(model: nn.Module, x: torch.Tensor, y: torch.Tensor, block: int
 
 
 def proxy_from_gram(G: torch.Tensor, eps: float = 1e-8) -> float:
-    """λ_max(G) / (max_i G_ii + eps), the authors' scalar (their eps)."""
+    """λ_max(G) / (max_i G_ii + eps), the authors' scalar (their eps).
+
+    G = 0 (every per-sample gradient zero, max_i G_ii = 0) is :class:`UndefinedProxyError`: the proxy is 0/0
+    there, and the eps would only hide it as a 0 outside its range [1, n]."""
     vd.tensor("G", G, 2, "(n, n)", dtype="real", finite=False)
     vd.shape("G", G, (G.shape[0], G.shape[0]), "(a square Gram matrix)")
     if G.shape[0] == 0:
@@ -117,8 +125,14 @@ def proxy_from_gram(G: torch.Tensor, eps: float = 1e-8) -> float:
     G = G.double()
     if not torch.isfinite(G).all():
         raise vd.InvalidArgumentError("non-finite gradient Gram matrix: the model diverged")
+    top = float(G.diagonal().max())
+    if top <= 0:
+        raise UndefinedProxyError(
+            f"G has no positive diagonal entry (max_i G_ii = {top:g}, n = {G.shape[0]}): every per-sample "
+            "gradient is zero, so the proxy λ_max(G) / max_i ‖g_i‖² is 0/0, undefined; expected a Gram matrix "
+            "of per-sample gradients with at least one nonzero gradient")
     lam = float(torch.linalg.eigvalsh(0.5 * (G + G.T))[-1])
-    return lam / (float(G.diagonal().max()) + eps)
+    return lam / (top + eps)
 
 
 def auto_block(model: nn.Module, n: int, budget_bytes: float | None = None) -> int:

@@ -33,7 +33,7 @@ from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no wi
 
 from . import validate as vd
 from .activations import get_activation
-from .manifold import RetractionError
+from .manifold import RankDeficientError, RetractionError
 
 #: activations the compiled kernel knows (code used inside the kernel)
 KERNEL_ACTIVATIONS = {"sinh": 0, "cubic": 1}
@@ -379,10 +379,29 @@ def retract_batch(theta, X, y, act: str = "sinh", tol: float = 1e-12, max_iter: 
                           f"{max_iter} Newton steps; the iterates are too far from M (smaller step or noise)")
 
 
+def _check_independent_rows(X: np.ndarray, rtol: float = 1e-10) -> None:
+    """X (chains, n, d): every chain's rows linearly independent (numerical rank n, relative to σ_max)."""
+    s = np.linalg.svd(X, compute_uv=False)  # (chains, min(n, d)), descending
+    n = X.shape[1]
+    rank = (s > rtol * s[:, :1]).sum(1) if s.shape[1] else np.zeros(X.shape[0], dtype=int)
+    bad = np.flatnonzero(rank < n)
+    if bad.size:
+        c = int(bad[0])
+        raise RankDeficientError(
+            f"X must have linearly independent rows in every chain (n ≤ d and XXᵀ nonsingular, paper 1's "
+            f"Assumption 3.2); chain {c} has rank X = {int(rank[c])} < n = {n} (d = {X.shape[2]}; {bad.size} of "
+            f"{X.shape[0]} chains): repeated or dependent data points leave the zero-loss manifold M empty or "
+            "singular, so there is no optimum")
+
+
 def closed_form_optimum(theta0, X, y, act: str = "sinh") -> np.ndarray:
-    """θ_j* = P_⊥θ_j(0) + Xᵀ(XXᵀ)⁻¹φ⁻¹(y/m) (SPEC §A.5), batched over chains: the point label-noise SGD should reach."""
+    """θ_j* = P_⊥θ_j(0) + Xᵀ(XXᵀ)⁻¹φ⁻¹(y/m) (SPEC §A.5), batched over chains: the point label-noise SGD should reach.
+
+    Every chain's X must have linearly independent rows (n ≤ d, XXᵀ nonsingular, paper 1's Assumption 3.2):
+    repeated or dependent rows leave M empty or singular, a :class:`manifold.RankDeficientError` naming the chain."""
     a = get_activation(act)
     th, Xn, yn = _check_batch(theta0, X, y)
+    _check_independent_rows(Xn)
     th = torch.from_numpy(th)
     Xt = torch.tensor(Xn, dtype=torch.float64)
     yt = torch.tensor(yn, dtype=torch.float64)

@@ -126,9 +126,13 @@ def global_optimum(theta0, X, y, act: str | Activation, a=None) -> torch.Tensor:
 
 
 def F_star(X, y, act: str | Activation, m: int, a=None) -> float:
-    """The minimum of F on M: m Σ_i ‖x_i‖² φ'(φ⁻¹(y_i/m))² for a = 1; Σ_ij ‖x_i‖² a_j² φ'(z*_ij)² in general."""
+    """The minimum of F on M: m Σ_i ‖x_i‖² φ'(φ⁻¹(y_i/m))² for a = 1; Σ_ij ‖x_i‖² a_j² φ'(z*_ij)² in general.
+
+    X must have linearly independent rows (n ≤ d, XXᵀ nonsingular; Assumption 3.2): with repeated or dependent
+    rows M is empty or not a manifold and there is no minimum, a :class:`manifold.RankDeficientError`."""
     m = vd.integer("m", m, 1)
     act = _check(X, y, act, m, a)
+    manifold.check_data(X)
     Zs = _optimal_preactivations(X, y, act, m, a)
     aa = torch.ones(m, dtype=X.dtype) if a is None else a
     return float(((X**2).sum(1) * ((act.d1(Zs) * aa) ** 2).sum(1)).sum())

@@ -27,6 +27,9 @@ p_i, q_i = Σ_k a_ik (φ_ik ± W2_k‖x̃_i‖)²/2.
 
 Full-batch loss L = (1/n) Σ_i ℓ_i (MSELoss): H = (1/n) Σ_i H_i, tr H = (2/n) Σ_i ‖g_i‖² (tr ∇²f_i = 0),
 λ_max(H) by Lanczos (``scipy.sparse.linalg.eigsh``) on exact Hessian-vector products.
+
+Every function that reads a flat θ requires the hidden width ``h`` as a keyword: a flat θ's length fits
+several (d, h), so data X alone cannot tell a θ built for another input width (:mod:`flatbias.relu_net`).
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ class Parts:
     r: torch.Tensor      # residuals f − y, (n,)
 
 
-def parts(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> Parts:
-    """The :class:`Parts` at θ (flat, [W1, b1, W2]) for data X (n, d) and labels y (n,); ``h`` checks θ's width."""
-    relu_net.check_inputs(theta, X, y, h)
+def parts(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> Parts:
+    """The :class:`Parts` at θ (flat, [W1, b1, W2], ``h`` hidden units) for data X (n, d) and labels y (n,)."""
+    relu_net.check_inputs(theta, X, y, relu_net._width(h))
     return _parts(theta, X, y)
 
 
@@ -68,9 +71,9 @@ def _parts(theta, X, y) -> Parts:
     return Parts(X, Xt, A, Phi, W2, Phi @ W2 - y)
 
 
-def per_sample_gradients(theta: torch.Tensor, X: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def per_sample_gradients(theta: torch.Tensor, X: torch.Tensor, *, h: int) -> torch.Tensor:
     """G (n × P), row i = ∇_θ f(x_i) in the layout [W1, b1, W2]: W2_k a_ik x_i, W2_k a_ik, φ_ik."""
-    relu_net.check_inputs(theta, X, h=h)
+    relu_net.check_inputs(theta, X, h=relu_net._width(h))
     return _per_sample_gradients(theta, X)
 
 
@@ -85,12 +88,12 @@ def gram(p: Parts) -> torch.Tensor:
     """g_iᵀg_j = (ΦΦᵀ)_ij + K_ij (A diag(W2²) Aᵀ)_ij."""
     if not isinstance(p, Parts):
         raise vd.ArgumentTypeError(
-            f"p must be the Parts from relu_hessian.parts(θ, X, y); got {type(p).__name__}")
+            f"p must be the Parts from relu_hessian.parts(θ, X, y, h=h); got {type(p).__name__}")
     K = p.Xt @ p.Xt.T
     return p.Phi @ p.Phi.T + K * ((p.A * p.W2**2) @ p.A.T)
 
 
-def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def trace_products(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> torch.Tensor:
     """The n×n matrix tr(H_iH_j) of the per-sample Hessians of ℓ_i = (f_i − y_i)², residual terms included."""
     return _trace_products(parts(theta, X, y, h=h))
 
@@ -104,8 +107,7 @@ def _trace_products(p: Parts) -> torch.Tensor:
     return 4 * Gm**2 + 4 * r[None, :] * Q + 4 * r[:, None] * Q.T + 4 * (r[:, None] * r[None, :]) * T
 
 
-def per_sample_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
-                          h: int | None = None) -> torch.Tensor:
+def per_sample_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> torch.Tensor:
     """λ_1(H_i) for every i in closed form (see the module docstring), shape (n,)."""
     return _per_sample_lambda_max(parts(theta, X, y, h=h))
 
@@ -131,9 +133,9 @@ class Coherence:
     negative_entries: int   # pairs with tr(H_iH_j) < 0 (set to 0 in S, as the authors' code does)
 
 
-def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> Coherence:
-    """Exact coherence of the per-sample Hessians (SPEC §B.2), residual terms included. Pass ``h`` to check that
-    θ has the width you built it with (a θ built for another input width can otherwise fit X by accident)."""
+def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> Coherence:
+    """Exact coherence of the per-sample Hessians (SPEC §B.2), residual terms included. ``h`` is the width θ was
+    built with (required: a θ built for another input width could otherwise fit X by accident)."""
     p = parts(theta, X, y, h=h)
     TT = _trace_products(p)
     neg = int((TT < 0).sum())
@@ -146,16 +148,15 @@ def coherence(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int |
     return Coherence(lam_S / lam_H, lam_S, lam_H, S, neg)
 
 
-def full_hessian_trace(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None, *,
-                       h: int | None = None) -> float:
+def full_hessian_trace(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None, *, h: int) -> float:
     """tr ∇²L for L = mean_i (f_i − y_i)²: (2/n) Σ_i ‖g_i‖² (tr ∇²f_i = 0, so residuals do not enter)."""
-    relu_net.check_inputs(theta, X, y, h)
+    relu_net.check_inputs(theta, X, y, relu_net._width(h))
     p = _parts(theta, X, torch.zeros(X.shape[0], dtype=X.dtype) if y is None else y)
     sq = (p.Phi**2).sum(1) + (p.Xt**2).sum(1) * (p.A * p.W2**2).sum(1)
     return float(2 * sq.mean())
 
 
-def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None):
+def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int):
     """v ↦ ∇²L v for L = mean_i (f_i − y_i)², exact: (2/n)[Gᵀ(Gv) + Σ_i r_i ∇²f_i v]."""
     p = parts(theta, X, y, h=h)
     n, d = X.shape
@@ -181,7 +182,7 @@ def full_hessian_hvp(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h
 
 
 def full_hessian_lambda_max(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, tol: float = 1e-10, *,
-                            h: int | None = None) -> float:
+                            h: int) -> float:
     """Largest (algebraic) eigenvalue of ∇²L by Lanczos on exact Hessian-vector products (no dense eig)."""
     tol = vd.positive("tol", tol)
     hvp = full_hessian_hvp(theta, X, y, h=h)
@@ -209,15 +210,15 @@ def effective_rank(features: torch.Tensor | np.ndarray, threshold: float = 0.90)
 
 # ---- reference implementations (slow; tests and the benchmark) ---------------------------------------
 
-def per_sample_hessian_autograd(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def per_sample_hessian_autograd(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, h: int) -> torch.Tensor:
     """H_i = ∇²(f(x_i) − y_i)² by ``torch.func.hessian`` (P × P)."""
-    _check_point(theta, x, y)
+    _check_point(theta, x, y, h)
     return torch.func.hessian(lambda t: ((relu_net._forward(t, x[None, :]) - y) ** 2).sum())(theta)
 
 
-def _check_point(theta, x, y) -> None:
+def _check_point(theta, x, y, h) -> None:
     vd.tensor("x", x, 1, "(d,) one data point")
-    relu_net.check_inputs(theta, x[None, :], X_name="x")
+    relu_net.check_inputs(theta, x[None, :], h=relu_net._width(h), X_name="x")
     y = vd.as_tensor("y", y)
     vd.kind("y", y, "real")
     if y.numel() != 1:
@@ -225,9 +226,9 @@ def _check_point(theta, x, y) -> None:
     vd.check_finite("y", y)
 
 
-def per_sample_hessian_rows(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def per_sample_hessian_rows(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *, h: int) -> torch.Tensor:
     """The authors' method (``compute_full_hessian``): one ``autograd.grad`` call per parameter."""
-    _check_point(theta, x, y)
+    _check_point(theta, x, y, h)
     t = theta.detach().clone().requires_grad_(True)
     loss = ((relu_net._forward(t, x[None, :]) - y) ** 2).sum()
     (g,) = torch.autograd.grad(loss, t, create_graph=True)
@@ -265,14 +266,17 @@ def gram_factor(K: torch.Tensor) -> torch.Tensor:
     return V * lam.clamp_min(0).sqrt()
 
 
-def reference_errors(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, samples) -> dict:
+def reference_errors(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, samples, *, h: int) -> dict:
     """Closed forms against dense autograd per-sample Hessians on ``samples`` (indices into X): the largest
     relative error of tr(H_i H_j) and of λ₁(H_i). Slow (one P × P Hessian per sample); for live checks."""
+    relu_net.check_inputs(theta, X, y, relu_net._width(h))
     idx = list(samples)
-    H = [per_sample_hessian_autograd(theta, X[i], y[i]) for i in idx]
+    if not idx:
+        raise vd.InvalidArgumentError("samples must name at least one row of X; got none")
+    H = [per_sample_hessian_autograd(theta, X[i], y[i], h=h) for i in idx]
     T_ref = torch.tensor([[float((Hi * Hj).sum()) for Hj in H] for Hi in H], dtype=theta.dtype)
-    T = trace_products(theta, X[idx], y[idx])
+    T = trace_products(theta, X[idx], y[idx], h=h)
     lam_ref = torch.stack([torch.linalg.eigvalsh(Hi)[-1].clamp_min(0) for Hi in H])
-    lam = per_sample_lambda_max(theta, X[idx], y[idx])
+    lam = per_sample_lambda_max(theta, X[idx], y[idx], h=h)
     return {"trHiHj": float(((T - T_ref).abs() / T_ref.abs().max()).max()),
             "lambda_Hi": float(((lam - lam_ref).abs() / lam_ref.abs().max()).max())}

@@ -5,6 +5,11 @@
 θ is flattened as [W1 (row-major), b1, W2], the order of ``TwoLayerReLU.parameters()``, so
 P = h·d + 2h (3,840 for the paper's d = 30, h = 120). Data: x uniform on {−1, +1}^d, y = x_1·x_2.
 
+A flat θ has no width of its own: its length L = h(d+2) also equals h'(d'+2) for every other divisor d'+2 ≥ 3
+of L (for h ≥ 2 at least d' = L − 2, h' = 1; the 36 entries of (d, h) = (4, 6) are also (10, 3), (16, 2), ...).
+So data X of width d never tells whether θ was built for it, and every public function that reads a flat θ
+with data (or with d) requires the width ``h`` as a keyword; a θ of another shape is then a clear error.
+
 Two constructions interpolate the data with the same per-sample sharpness when r = (d+1)^{1/4}:
 
 - the (C, r)-generalizing solution: 2^C units, one per sign pattern s ∈ {±1}^C of the first C
@@ -38,7 +43,8 @@ def n_params(d: int, h: int) -> int:
 def hidden_size(theta: torch.Tensor, d: int, h: int | None = None) -> int:
     """h from a flat θ of length h(d+2); a length that fits no h, or not the given ``h``, is a clear error.
 
-    Only a given ``h`` catches a θ built for another input width d' whose length is also a multiple of d+2."""
+    Without ``h`` this infers the width from the length, which is ambiguous (module docstring): only a given
+    ``h`` catches a θ built for another input width d' whose length is also a multiple of d+2."""
     vd.tensor("θ", theta, 1, "(flat, layout [W1, b1, W2])", finite=False)
     d = vd.integer("d", d, 1)
     if h is not None:
@@ -55,9 +61,9 @@ def hidden_size(theta: torch.Tensor, d: int, h: int | None = None) -> int:
     return h
 
 
-def unflatten(theta: torch.Tensor, d: int, h: int | None = None) -> tuple[torch.Tensor, ...]:
-    """(W1 (h×d), b1 (h), W2 (h)) as views of θ."""
-    hidden_size(theta, d, h)
+def unflatten(theta: torch.Tensor, d: int, h: int) -> tuple[torch.Tensor, ...]:
+    """(W1 (h×d), b1 (h), W2 (h)) as views of θ; ``h`` is required (a flat θ's length fits several (d, h))."""
+    hidden_size(theta, d, _width(h))
     return _unflatten(theta, int(d))
 
 
@@ -80,11 +86,22 @@ def flatten(W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor) -> torch.Tenso
     return torch.cat([W1.reshape(-1), b1.reshape(-1), W2.reshape(-1)])
 
 
+def _width(h) -> int:
+    """The required hidden width: an integer ≥ 1."""
+    return vd.integer("h", h, 1, why="(the hidden width θ was built with: a flat θ's length fits several (d, h))")
+
+
 def check_inputs(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = None, h: int | None = None,
                  X_name: str = "X", y_name: str = "y") -> int:
-    """Check a flat θ against data X (n, d) and labels y (n,) (finite, float, one dtype); return its width."""
+    """Check a flat θ against data X (n ≥ 1, d) and labels y (n,) (finite, float, one dtype); return its width.
+
+    ``h=None`` infers the width from θ's length, which is ambiguous (module docstring); the public functions
+    of this module and :mod:`flatbias.relu_hessian` pass the ``h`` their callers must give."""
     vd.tensor("θ", theta, 1, "(flat, layout [W1, b1, W2])")
     vd.tensor(X_name, X, 2, "(n, d)")
+    if X.shape[0] == 0:
+        raise vd.InvalidArgumentError(f"{X_name} must hold at least one data point (row), shape (n, d) with n ≥ 1; "
+                                      f"got {vd.fmt_shape(X.shape)}")
     vd.same_kind(θ=theta, **{X_name: X})
     h = hidden_size(theta, X.shape[1], h)
     if y is not None:
@@ -93,9 +110,9 @@ def check_inputs(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor | None = 
     return h
 
 
-def preactivations(theta: torch.Tensor, X: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def preactivations(theta: torch.Tensor, X: torch.Tensor, *, h: int) -> torch.Tensor:
     """Z = X W1ᵀ + b1 (n × h)."""
-    check_inputs(theta, X, h=h)
+    check_inputs(theta, X, h=_width(h))
     return _z(theta, X)
 
 
@@ -104,15 +121,15 @@ def _z(theta, X):
     return X @ W1.T + b1
 
 
-def features(theta: torch.Tensor, X: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def features(theta: torch.Tensor, X: torch.Tensor, *, h: int) -> torch.Tensor:
     """Hidden features Φ = ReLU(Z) (n × h)."""
-    check_inputs(theta, X, h=h)
+    check_inputs(theta, X, h=_width(h))
     return torch.relu(_z(theta, X))
 
 
-def forward(theta: torch.Tensor, X: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def forward(theta: torch.Tensor, X: torch.Tensor, *, h: int) -> torch.Tensor:
     """f_θ(x_i) for every row of X (shape n)."""
-    check_inputs(theta, X, h=h)
+    check_inputs(theta, X, h=_width(h))
     return _forward(theta, X)
 
 
@@ -121,15 +138,15 @@ def _forward(theta, X):
     return torch.relu(_z(theta, X)) @ W2
 
 
-def mse_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> torch.Tensor:
+def mse_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> torch.Tensor:
     """The authors' loss: nn.MSELoss, the mean over the batch of (f − y)²."""
-    check_inputs(theta, X, y, h)
+    check_inputs(theta, X, y, _width(h))
     return ((_forward(theta, X) - y) ** 2).mean()
 
 
-def accuracy(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int | None = None) -> float:
+def accuracy(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *, h: int) -> float:
     """Fraction of points with sign f(x) = y (the authors' metric; f = 0 counts as wrong)."""
-    check_inputs(theta, X, y, h)
+    check_inputs(theta, X, y, _width(h))
     return float((torch.sign(_forward(theta, X)) == y).to(torch.float64).mean())
 
 
@@ -180,7 +197,8 @@ def generalizing_solution(C: int, d: int, h: int, r: float | None = None,
 
 
 def memorizing_solution(X: torch.Tensor, y: torch.Tensor, h: int, r: float | None = None) -> torch.Tensor:
-    """One unit per training point (our construction, SPEC §B.7 [P]): W1[i] = r x_i, b1[i] = −r(d−1), W2[i] = y_i/r.
+    """One unit per training point (our construction, SPEC §B.7 [P]):
+    W1[i] = r x_i, b1[i] = −r(d−1), W2[i] = y_i/r.
 
     Unit i fires only at x_i (pre-activation r there, ≤ −r at every other cube point), so f(x_i) = y_i
     and f = 0 off the training set. Needs distinct x_i in {±1}^d and h ≥ n.
@@ -210,7 +228,7 @@ def memorizing_solution(X: torch.Tensor, y: torch.Tensor, h: int, r: float | Non
     return flatten(W1, b1, W2)
 
 
-def used_inputs(theta: torch.Tensor, d: int, *, h: int | None = None) -> torch.Tensor:
+def used_inputs(theta: torch.Tensor, d: int, *, h: int) -> torch.Tensor:
     """How much the network uses each input coordinate: Σ_k |W2_k| ‖W1[k, j]‖ per j (shape d)."""
     vd.tensor("θ", theta, 1, "(flat, layout [W1, b1, W2])")
     W1, _, W2 = unflatten(theta, d, h)
@@ -248,7 +266,7 @@ class TwoLayerReLU(nn.Module):
             raise vd.InvalidArgumentError(
                 f"θ has {theta.numel()} entries; this network (d = {self.d}, h = {self.h}) "
                 f"has {n_params(self.d, self.h)}")
-        W1, b1, W2 = unflatten(theta, self.d)
+        W1, b1, W2 = unflatten(theta, self.d, self.h)
         lin = self.feature_extractor[0]
         lin.weight.copy_(W1)
         lin.bias.copy_(b1)
@@ -256,7 +274,8 @@ class TwoLayerReLU(nn.Module):
         return self
 
 
-def init_flat(d: int, h: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def init_flat(d: int, h: int, generator: torch.Generator | None = None,
+              dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """PyTorch's default nn.Linear initialization as a flat θ: W1, b1 ~ U(±1/√d), W2 ~ U(±1/√h)."""
     d, h = vd.integer("d", d, 1), vd.integer("h", h, 1)
     vd.generator("generator", generator)

@@ -126,22 +126,23 @@ def _step(theta, xb, yb, lr: float, rho: float):
     return theta - lr * g
 
 
-def metrics(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor) -> dict:
-    """Everything the chapters plot, at one θ (coherence exact, residual terms included)."""
-    relu_net.check_inputs(theta, Xv, yv, X_name="Xv", y_name="yv")
-    coh = relu_hessian.coherence(theta, X, y)
+def metrics(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor, *,
+            h: int) -> dict:
+    """Everything the chapters plot, at one θ with ``h`` hidden units (coherence exact, residual terms included)."""
+    relu_net.check_inputs(theta, Xv, yv, relu_net._width(h), X_name="Xv", y_name="yv")
+    coh = relu_hessian.coherence(theta, X, y, h=h)
     return {
-        "train_loss": float(relu_net.mse_loss(theta, X, y)),
-        "val_loss": float(relu_net.mse_loss(theta, Xv, yv)),
-        "train_acc": relu_net.accuracy(theta, X, y),
-        "val_acc": relu_net.accuracy(theta, Xv, yv),
+        "train_loss": float(relu_net.mse_loss(theta, X, y, h=h)),
+        "val_loss": float(relu_net.mse_loss(theta, Xv, yv, h=h)),
+        "train_acc": relu_net.accuracy(theta, X, y, h=h),
+        "val_acc": relu_net.accuracy(theta, Xv, yv, h=h),
         "sigma": coh.sigma,
         "lambda_S": coh.lambda_S,
         "max_lambda_Hi": coh.max_lambda_Hi,
         "negative_trHiHj": coh.negative_entries,
-        "hess_lambda_max": relu_hessian.full_hessian_lambda_max(theta, X, y, tol=1e-8),
-        "hess_trace": relu_hessian.full_hessian_trace(theta, X, y),
-        "eff_rank": relu_hessian.effective_rank(relu_net.features(theta, X), 0.90),
+        "hess_lambda_max": relu_hessian.full_hessian_lambda_max(theta, X, y, tol=1e-8, h=h),
+        "hess_trace": relu_hessian.full_hessian_trace(theta, X, y, h=h),
+        "eff_rank": relu_hessian.effective_rank(relu_net.features(theta, X, h=h), 0.90),
     }
 
 
@@ -179,10 +180,11 @@ def train(cfg: Config, track_inputs: bool = False) -> dict:
     rho = method_rho(cfg.method)
     hist: dict[str, list] = {}
     for epoch in range(cfg.epochs + 1):
-        for k, v in metrics(theta, X, y, Xv, yv).items():
+        for k, v in metrics(theta, X, y, Xv, yv, h=cfg.h).items():
             hist.setdefault(k, []).append(v)
         if track_inputs:
-            hist.setdefault("used_inputs", []).append([round(u, 6) for u in relu_net.used_inputs(theta, cfg.d).tolist()])
+            used = relu_net.used_inputs(theta, cfg.d, h=cfg.h)
+            hist.setdefault("used_inputs", []).append([round(u, 6) for u in used.tolist()])
         if epoch == cfg.epochs:
             break
         perm = torch.randperm(cfg.n, generator=gen)
@@ -277,9 +279,11 @@ if __name__ == "__main__":
 
 def step_autograd(theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, lr: float, rho: float) -> torch.Tensor:
     """Reference for :func:`step`: SAM (or SGD at ρ = 0) as two plain autograd passes (slow; for checks)."""
+    h = relu_net.check_inputs(theta, xb, yb, X_name="xb", y_name="yb")  # the width step() reads θ with
+
     def grad(t: torch.Tensor) -> torch.Tensor:
         t = t.detach().clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(((relu_net.forward(t, xb) - yb) ** 2).mean(), t)
+        (g,) = torch.autograd.grad(((relu_net.forward(t, xb, h=h) - yb) ** 2).mean(), t)
         return g
 
     g = grad(theta)
