@@ -7,7 +7,9 @@ ends with::
     verdict.glue_verdict(paper, smoke)         # glues "verdict" and "live" for the book's pages
 
 ``paper`` is the chapter's :class:`~flatbias.chapter_record.PaperScale` (the committed record) and
-``smoke`` the :class:`~flatbias.claims.Evaluation` of this build's own run.
+``smoke`` the :class:`~flatbias.claims.Evaluation` of this build's own run. The report names each claim's
+kind (once declared in the second version's form), its validity conditions, and for an inconclusive claim
+the conditions that failed.
 """
 
 from __future__ import annotations
