@@ -36,8 +36,10 @@ DISTRIBUTION = {"PIL": "pillow", "yaml": "PyYAML", "sklearn": "scikit-learn", "s
 #: imports that only run while the book is built: Sphinx loads flatbias.sphinxext (all of it), the chapters call
 #: flatbias.verdict.glue_verdict (imports myst_nb inside), and flatbias.chapter_record executes the chapters
 #: (nbformat, nbclient inside execute_at_full; ``make records``). (module, import name) pairs.
+#: chapter_record.chapter_code_hash reads a chapter's code cells (jupytext) as the kernel runs them (IPython).
 BOOK_ONLY = {("sphinxext", "docutils"), ("sphinxext", "sphinx"), ("sphinxext", "myst_nb"), ("verdict", "myst_nb"),
-             ("chapter_record", "nbformat"), ("chapter_record", "nbclient")}
+             ("chapter_record", "nbformat"), ("chapter_record", "nbclient"), ("chapter_record", "jupytext"),
+             ("chapter_record", "IPython")}
 
 
 def _norm(name: str) -> str:
@@ -149,3 +151,195 @@ def test_the_runtime_dependencies_are_declared():
 def test_the_checker_itself(source, ok):
     deps, extras = _pyproject()
     assert (problems("example", source, deps, extras) == []) == ok
+
+
+# --- citable: licenses, CITATION.cff, changelog, one version everywhere, claims.json's schema (issue 22) ---------
+
+CFF_SCHEMA = ROOT / "docs" / "schemas" / "cff-1.2.0.schema.json"
+CLAIMS_SCHEMA = ROOT / "book" / "claims.schema.json"
+RELEASED = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})\s*$", re.M)
+
+
+def _yaml(path: Path):
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _stringify_dates(node):
+    """CFF's schema wants dates as strings; YAML reads an unquoted 2024-01-31 as a date (as cffconvert does)."""
+    import datetime
+
+    if isinstance(node, dict):
+        return {k: _stringify_dates(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_stringify_dates(v) for v in node]
+    return node.isoformat() if isinstance(node, datetime.date) else node
+
+
+def cff_errors(cff: dict) -> list[str]:
+    """Why ``cff`` is not valid Citation File Format 1.2.0 (empty: it is), by the vendored official schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import json
+
+    schema = json.loads(CFF_SCHEMA.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            for e in validator.iter_errors(_stringify_dates(cff))]
+
+
+def pyproject_version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def changelog_newest_release() -> str:
+    found = RELEASED.findall((ROOT / "CHANGELOG.md").read_text(encoding="utf-8"))
+    assert found, "CHANGELOG.md has no released section `## [X.Y.Z] - YYYY-MM-DD`"
+    return found[0][0]
+
+
+def test_the_vendored_cff_schema_is_the_official_1_2_0():
+    import json
+
+    schema = json.loads(CFF_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$id"] == "https://citation-file-format.github.io/1.2.0/schema.json"
+    assert {"authors", "cff-version", "message", "title"} <= set(schema["required"])
+
+
+def test_citation_cff_is_valid():
+    cff = _yaml(ROOT / "CITATION.cff")
+    assert cff["cff-version"] == "1.2.0"
+    errors = cff_errors(cff)
+    assert not errors, "CITATION.cff is not valid CFF 1.2.0:\n" + "\n".join(errors)
+    assert cff["repository-code"] == _yaml(ROOT / "_config.yml")["repository"]["url"]
+
+
+@pytest.mark.parametrize("broken", [
+    {"title": None},  # a required key missing
+    {"version": None, "license": "MIT-ish"},  # not an SPDX identifier
+    {"authors": [{"nickname": "flatbias"}]},  # a person or entity the schema does not know
+    {"preferred-citation": {"type": "book", "title": "x"}},  # a reference without authors
+])
+def test_the_cff_validator_rejects_broken_files(broken):
+    cff = _yaml(ROOT / "CITATION.cff")
+    for key, value in broken.items():
+        if value is None:
+            cff.pop(key)
+        else:
+            cff[key] = value
+    assert cff_errors(cff)
+
+
+def test_licenses_agree():
+    cff = _yaml(ROOT / "CITATION.cff")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == cff["license"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "Attribution 4.0 International" in (ROOT / "LICENSE-CONTENT").read_text()
+    assert cff["preferred-citation"]["license"] == "CC-BY-4.0"
+
+
+def test_licenses_md_names_every_top_level_folder():
+    """Licenses are stated per folder: a new top-level folder must say which license it is under."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    folders = {f.split("/")[0] for f in tracked if "/" in f} | {"docs"}
+    text = (ROOT / "LICENSES.md").read_text(encoding="utf-8")
+    missing = sorted(d for d in folders if f"`{d}/" not in text)
+    assert not missing, f"LICENSES.md does not say which license covers {missing}"
+
+
+def test_one_version_everywhere():
+    """pyproject.toml == CITATION.cff == CHANGELOG.md's newest release == the version the book shows."""
+    version = pyproject_version()
+    cff = _yaml(ROOT / "CITATION.cff")
+    config = _yaml(ROOT / "_config.yml")
+    shown = {
+        "CITATION.cff version": cff["version"],
+        "CITATION.cff preferred-citation version": cff["preferred-citation"]["version"],
+        "CHANGELOG.md newest release": changelog_newest_release(),
+        "_config.yml parse.myst_substitutions.version": config["parse"]["myst_substitutions"]["version"],
+    }
+    wrong = {k: v for k, v in shown.items() if str(v) != version}
+    assert not wrong, f"pyproject.toml says {version}, but {wrong}"
+    footer = config["html"]["extra_footer"]
+    assert f"Book version {version}." in footer, f"the page footer must say 'Book version {version}.'"
+
+
+def test_the_intro_page_shows_the_version():
+    head = (ROOT / "book" / "intro.md").read_text(encoding="utf-8").splitlines()[:6]
+    assert any("Book version {{ version }}" in line for line in head), \
+        "book/intro.md must show 'Book version {{ version }}' near its top"
+    assert "substitution" in _yaml(ROOT / "_config.yml")["parse"]["myst_enable_extensions"]
+
+
+def test_changelog_keeps_a_changelog():
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    unreleased = text.index("## [Unreleased]")
+    assert unreleased < RELEASED.search(text).start(), "the Unreleased section comes first"
+    assert "### Verdicts changed" in text[unreleased:RELEASED.search(text).start()]
+    versions = [tuple(map(int, v.split("."))) for v, _ in RELEASED.findall(text)]
+    dates = [d for _, d in RELEASED.findall(text)]
+    assert versions == sorted(versions, reverse=True) and len(set(versions)) == len(versions), "newest first"
+    assert dates == sorted(dates, reverse=True)
+    for v, _ in RELEASED.findall(text):
+        assert f"[{v}]: https://github.com/flatbias/flatbias-book/" in text, f"no link for [{v}]"
+
+
+def test_readme_says_how_to_release():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "## Releasing" in readme
+    section = readme.split("## Releasing", 1)[1].split("\n## ", 1)[0]
+    for word in ("pyproject.toml", "CITATION.cff", "CHANGELOG.md", "_config.yml", "git tag", "git push"):
+        assert word in section, f"README's Releasing section does not mention {word}"
+
+
+def _claims_validator():
+    jsonschema = pytest.importorskip("jsonschema")
+    import json
+
+    schema = json.loads(CLAIMS_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_claims_json_validates_against_its_schema():
+    import json
+
+    from flatbias.sphinxext import claims_json
+
+    data = json.loads(json.dumps(claims_json(ROOT), default=str))  # what write_claims_json writes
+    errors = sorted({f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                     for e in _claims_validator().iter_errors(data)})
+    assert not errors, f"claims.json does not match book/claims.schema.json ({len(errors)} errors):\n" + \
+        "\n".join(errors[:20])
+    assert data["version"] == pyproject_version()
+    ids = [c["id"] for ch in data["chapters"] for c in ch["protocol"]["claims"]]
+    assert len(ids) == len(set(ids)), "claim ids must be unique across the book"
+    for ch in data["chapters"]:
+        for c in ch["protocol"]["claims"]:
+            assert c["id"] == f"{ch['chapter'][:2]}.{c['key']}"
+
+
+def test_the_claims_schema_rejects_what_it_should():
+    good = {"version": "0.1.0", "rule": "r", "statuses": ["reproduced"], "chapters": [{
+        "chapter": "13_sam_stability", "record": "results/chapters/13_sam_stability.json", "provenance": None,
+        "stale": [], "paper_scale": {"scale": "full", "headline": "reproduced", "statuses": {"fig1c": "reproduced"},
+                                     "checks": {"c": {"value": 1.0, "passed": True}}},
+        "protocol": {"chapter": "13_sam_stability", "settings": {}, "checks": [], "changes": [], "claims": [
+            {"id": "13.fig1c", "key": "fig1c", "statement": "s", "kind": "paper", "extra": 1}]}}]}
+    validator = _claims_validator()
+    assert not list(validator.iter_errors(good))
+    claim = good["chapters"][0]["protocol"]["claims"][0]
+    for key, bad in [("id", "fig1c"), ("kind", "mine"), ("id", None), ("statement", None)]:
+        saved = dict(claim)
+        if bad is None:
+            claim.pop(key)
+        else:
+            claim[key] = bad
+        assert list(validator.iter_errors(good)), f"accepted a claim with {key}={bad!r}"
+        claim.clear()
+        claim.update(saved)
+    for key in ("version", "rule", "statuses", "chapters"):
+        assert list(validator.iter_errors({k: v for k, v in good.items() if k != key})), f"accepted no {key}"
