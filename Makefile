@@ -42,7 +42,8 @@ $(MATHJAX):
 # --- the book ---------------------------------------------------------------------------------
 book: $(STAMP) $(MATHJAX)
 	@scale=$$($(SCALE_CMD)); echo "building the book at scale '$$scale' into _build/$$scale"; \
-	BOOK_SCALE=$$scale $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/$$scale; \
+	BOOK_SCALE=$$scale FLATBIAS_RECORD_DIR=$(CURDIR)/_build/$$scale/records \
+	  $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/$$scale; \
 	echo "open _build/$$scale/_build/html/index.html"
 
 book-stored: $(STAMP) $(MATHJAX)
@@ -72,11 +73,14 @@ notebooks: sync
 	for nb in $(NOTEBOOKS); do BOOK_SCALE=smoke $(BIN)/jupyter execute --inplace $$nb; done
 	@touch notebooks/*.ipynb
 
-# paper-scale records (results/chapters/*.json) of every chapter that is missing or stale; then `make notebooks`
+# paper-scale records (results/chapters/*.json) of every chapter that is missing or stale, from a clean commit
+# (the one command that writes results/chapters; a build at full scale writes _build/full/records); then commit
+# the records and `make notebooks`
 CHAPTERS ?=
 JOBS ?= 1
+RECORDS_FLAGS ?=
 records: $(STAMP)
-	$(BIN)/python -m flatbias.chapter_record --jobs $(JOBS) $(CHAPTERS)
+	$(BIN)/python -m flatbias.chapter_record --jobs $(JOBS) $(RECORDS_FLAGS) $(CHAPTERS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b; done

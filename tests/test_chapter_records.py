@@ -32,8 +32,8 @@ def test_record_is_present_and_current(nb, protocol):
     assert not paper.stale, (f"{paper.path.name} is stale ({'; '.join(paper.stale)}): regenerate it with "
                              f"`make records CHAPTERS={nb.stem[:2]}`, then `make notebooks`")
     assert paper.record["scale"] == "full" and paper.record["name"] == nb.stem
-    assert set(paper.record["metrics"]["checks"]) == {c.key for c in protocol.checks}, \
-        f"{paper.path.name} does not measure exactly the checks its PROTOCOL declares"
+    assert set(paper.record["metrics"]["checks"]) == set(protocol.measured_keys()), \
+        f"{paper.path.name} does not measure exactly the checks and validity conditions its PROTOCOL declares"
     assert not paper.evaluation.failed_guards(), f"{paper.path.name}: a guard failed at paper scale"
 
 
@@ -115,7 +115,7 @@ def test_differences_respect_each_checks_tolerance():
         def __init__(self, key, tolerance="round-off"):
             self.key, self.tolerance = key, tolerance
 
-    proto = type("P", (), {"checks": [C("a"), C("b", "exact"), C("c", 0.05), C("d"), C("e")]})()
+    proto = type("P", (), {"checks": [C("a"), C("b", "exact"), C("c", 0.05), C("d")], "validity": [C("e")]})()
     old = {"a": 1.0, "b": 3, "c": 10.0, "d": True, "e": "inf"}
     assert chapter_record.differences(proto, {"a": 1.0 + 1e-12, "b": 3, "c": 10.4, "d": True, "e": "inf"}, old) == []
     got = chapter_record.differences(proto, {"a": 1.0 + 1e-6, "b": 3.0000001, "c": 11.0, "d": False, "e": 1e300},

@@ -314,3 +314,18 @@ def test_rule_text_covers_the_second_version():
     for word in ("paper", "reading", "ours", "validity", "inconclusive", "holds", "does not hold", "power",
                  "reached", "regime", "positive control", "never reads"):
         assert word in claims.RULE
+
+
+def test_a_check_declares_how_far_two_runs_may_differ():
+    from flatbias.claims import Check, Criterion, ProtocolError
+
+    assert Check("x", "x", Criterion("<=", 1, "paper"), claim="c").tolerance == "round-off"
+    for ok in ("exact", "round-off", 0.05):
+        assert Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance=ok).tolerance == ok
+    for bad in ("loose", 0, -0.1, True, float("nan")):
+        with pytest.raises(ProtocolError, match="check 'x': tolerance must be"):
+            Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance=bad)
+    plain = Protocol("99_t", {}, [Claim("c", "s", "src")], [Check("x", "x", Criterion("<=", 1, "paper"), claim="c")])
+    loose = Protocol("99_t", {}, [Claim("c", "s", "src")],
+                     [Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance=0.05)])
+    assert plain.fingerprint() != loose.fingerprint() and "±0.05 (relative)" in loose.markdown()

@@ -202,10 +202,10 @@ def _number(v: Any) -> float | None:
 
 
 def differences(protocol: Protocol, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
-    """The checks whose measured values differ between two records (``metrics.checks``) beyond their declared
-    tolerance (:func:`tolerance_of`), one line each; empty when the two agree."""
+    """The checks and validity conditions whose measured values differ between two records (``metrics.checks``)
+    beyond their declared tolerance (:func:`tolerance_of`), one line each; empty when the two agree."""
     out = []
-    for c in protocol.checks:
+    for c in (*protocol.checks, *getattr(protocol, "validity", ())):  # validity values are measured too
         a, b = new.get(c.key), old.get(c.key)
         tol = tolerance_of(c)
         x, y = _number(a), _number(b)

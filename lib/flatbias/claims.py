@@ -250,6 +250,33 @@ def _text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+TOLERANCES = ("exact", "round-off")
+
+
+def _tolerance(value: Any, what: str) -> Any:
+    """A check's reproducibility between two runs on different CPUs: 'exact' (the same value: counts, booleans,
+    closed forms), 'round-off' (relative 1e-9: deterministic floating point whose order of operations may differ)
+    or a positive number, a relative tolerance stated for chaotic runs (long simulations, where round-off grows)."""
+    ok = value in TOLERANCES if isinstance(value, str) else (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0)
+    if not ok:
+        raise ProtocolError(f"{what}: tolerance must be one of {TOLERANCES} or a positive relative tolerance; "
+                            f"got {value!r}")
+    return value
+
+
+def _declared(item: Any) -> dict:
+    """A check's or validity condition's fields; ``tolerance`` only when it is not the default 'round-off'."""
+    d = asdict(item)
+    if d.get("tolerance") == "round-off":
+        del d["tolerance"]
+    return d
+
+
+def _tolerance_text(value: Any) -> str:
+    return value if isinstance(value, str) else f"±{value:g} (relative)"
+
+
 @dataclass(frozen=True)
 class Check:
     """A named check: what is measured, its criterion, its role, and the claim it belongs to."""
@@ -260,8 +287,10 @@ class Check:
     role: str = "primary"
     claim: str | None = None
     fmt: str = ".3g"
+    tolerance: Any = "round-off"  # how far two runs on different CPUs may differ: see TOLERANCES
 
     def __post_init__(self):
+        _tolerance(self.tolerance, f"check {self.key!r}")
         if self.role not in ROLES:
             raise ProtocolError(f"check {self.key!r}: role must be one of {ROLES}; got {self.role!r}")
         if (self.role == "guard") != (self.claim is None):
@@ -291,8 +320,10 @@ class Validity:
     kind: str
     claim: str
     fmt: str = ".3g"
+    tolerance: Any = "round-off"  # as Check.tolerance
 
     def __post_init__(self):
+        _tolerance(self.tolerance, f"validity {self.key!r}")
         if self.kind not in VALIDITY_KINDS:
             raise ProtocolError(f"validity {self.key!r}: kind must be one of {VALIDITY_KINDS}; got {self.kind!r}")
         if not isinstance(self.criterion, Criterion):
@@ -401,10 +432,10 @@ class Protocol:
         out = {"chapter": self.chapter,
                "settings": {k: asdict(s) for k, s in self.settings.items()},
                "claims": [c.as_dict() for c in self.claims],
-               "checks": [asdict(c) for c in self.checks],
+               "checks": [_declared(c) for c in self.checks],
                "changes": [asdict(c) for c in self.changes]}
         if self.validity:
-            out["validity"] = [asdict(v) for v in self.validity]
+            out["validity"] = [_declared(v) for v in self.validity]
         if ids:
             for c, d in zip(self.claims, out["claims"]):
                 d.update(id=self.claim_id(c.key), kind=c.kind, legacy=c.legacy)
@@ -429,10 +460,21 @@ class Protocol:
         for k, s in self.settings.items():
             note = f" ({s.note})" if s.note else ""
             rows.append(row(f"`{k}`{note}", repr(s.smoke), repr(s.full), s.source))
-        rows += ["", row("check", "claim", "role", "criterion", "source"), "|---|---|---|---|---|"]
+        rows += ["", row("claim", "kind", "statement", "the paper's words, or what is ours"), "|---|---|---|---|"]
+        for cl in self.claims:
+            if cl.quote:
+                words = f"“{cl.quote}” ({cl.locator})"
+            elif cl.ours_part:
+                words = f"ours: {cl.ours_part} ({cl.source})"
+            else:
+                words = cl.source
+            rows.append(row(f"`{self.claim_id(cl.key)}`", cl.kind, cl.statement, words))
+        rows += ["", row("check", "claim", "role", "criterion", "source", "two runs agree to"),
+                 "|---|---|---|---|---|---|"]
         for c in self.checks:
             note = f" ({c.criterion.note})" if c.criterion.note else ""
-            rows.append(row(c.what, c.claim or "—", c.role, c.criterion.text(c.fmt) + note, c.criterion.source))
+            rows.append(row(c.what, c.claim or "—", c.role, c.criterion.text(c.fmt) + note, c.criterion.source,
+                            _tolerance_text(c.tolerance)))
         if self.validity:
             rows += ["", row("validity condition", "claim", "kind", "criterion", "source"), "|---|---|---|---|---|"]
             for v in self.validity:
