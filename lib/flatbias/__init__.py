@@ -25,6 +25,7 @@ Paper 1: sharpness on the zero-loss manifold of two-layer nets
 
 Paper 2: linear stability, coherence, SAM vs SGD
 - :mod:`flatbias.coherence`      coherence matrix S and coherence σ of per-sample Hessians
+- :mod:`flatbias.families`       random clustered per-sample Hessian families and integer draws (10–13)
 - :mod:`flatbias.stability`      exact mean-square operator 𝒯 of linearized SGD / perturbed SGD / SAM, radii
 - :mod:`flatbias.simulate`       batched Monte Carlo of the linearized dynamics
 - :mod:`flatbias.relu_net`       two-layer ReLU net, parity data, generalizing and memorizing minima
