@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from flatbias import chapter_record, verdict
+from flatbias import chapter_record, claims, verdict
 from flatbias.claims import Check, Claim, Criterion, Protocol, same
 
 CHAPTERS = chapter_record.chapters()
@@ -264,3 +264,27 @@ def test_modules_imported_after_chapter_record_are_hashed_at_import():
     chapter_record.AT_IMPORT.pop("flatbias.landscape", None)
     importlib.import_module("flatbias.landscape")
     assert chapter_record.AT_IMPORT["flatbias.landscape"] == chapter_record.current_module_hash("flatbias.landscape")
+
+
+@pytest.mark.parametrize("nb,protocol", CHAPTERS, ids=[nb.stem for nb, _ in CHAPTERS])
+def test_every_claim_has_a_kind_and_paper_claims_quote_the_paper(nb, protocol):
+    """Issue 20's first rule: no claim in the old form (a paper claim without its verbatim quote and locator, or a
+    reading that does not say what is ours)."""
+    assert protocol.legacy_claims() == [], f"{nb.stem}: claims without kind/quote/ours_part"
+
+
+@pytest.mark.parametrize("nb,protocol", CHAPTERS, ids=[nb.stem for nb, _ in CHAPTERS])
+def test_each_validity_condition_alone_makes_its_claim_inconclusive(nb, protocol):
+    """On the committed paper-scale record: flip one validity condition at a time and the claim it guards reads
+    'inconclusive' (the scoreboard then names that condition); unflipped, the record's own status stands."""
+    paper = chapter_record.load(protocol)
+    if not protocol.validity:
+        pytest.skip(f"{nb.stem} declares no validity condition")
+    if paper.record is None:
+        pytest.skip(f"{nb.stem} has no record")
+    measured = paper.record["metrics"]["checks"]
+    flipped = claims.assert_validity_decides(protocol, measured)
+    assert set(flipped) == {v.key for v in protocol.validity}
+    for v in protocol.validity:
+        ev = protocol.evaluate(claims.flip_validity(protocol, measured, v.key), "full")
+        assert v.key in ev.why_inconclusive(v.claim) or v.what in ev.why_inconclusive(v.claim)
