@@ -637,5 +637,5 @@ def test_chapter_record_bad_argument_exits_without_traceback(capsys):
 def test_every_command_line_has_a_bad_argument_test():
     """Each ``__main__`` of the package is covered here, except the CIFAR/GPU ones, whose owner tests them."""
     mains = {p.stem for p in (ROOT / "lib" / "flatbias").glob("*.py") if "__name__ == \"__main__\"" in p.read_text()}
-    cifar = {"cifar_train", "cifar_sweep", "gpu_session"}
+    cifar = {"cifar_train", "cifar_sweep", "gpu_session", "fused_train"}
     assert mains - cifar <= {"label_noise", "train_relu", "chapter_record"}, mains

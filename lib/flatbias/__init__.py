@@ -40,6 +40,7 @@ Paper 2: linear stability, coherence, SAM vs SGD
 - :mod:`flatbias.precision`      number formats (fp32, TF32, bf16) and what they do to SAM's ascent
 - :mod:`flatbias.cifar_results`  reading the CIFAR-10 records back: tables and curves
 - :mod:`flatbias.cifar_sweep`    every optimizer × seed as resumable submitit jobs (local or SLURM)
+- :mod:`flatbias.fused_train`    the runs of a seed trained in lockstep as one program (vmap over stacked weights)
 - :mod:`flatbias.gpu_session`    one command for a GPU lent for minutes: benchmark, plan, run, small records
 
 Beyond the papers (our extensions)

@@ -438,23 +438,33 @@ def _train(cfg: TrainConfig, data: cifar.Cifar10 | None, *, device, out_dir, che
               "device": str(dev), "wall_time_s": elapsed, "record_path": None, "complete": complete,
               "checkpoint": None if ckpt is None else str(ckpt)}
     if out_dir is not None:
-        settings = {**dataclasses.asdict(cfg), "data": data.info, "device": str(dev), "protocol": cfg.protocol,
-                    "numerics": precision.numerics(cfg.precision, dev),
-                    "protocol_note": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)"}
-        last = history[-1] if history else {}
-        summary = {k: last.get(k) for k in ("test_acc", "rank", "coherence_100", "coherence_1000")}
-        partial = partial_record_path(out_dir, cfg)
-        if complete:
-            result["record_path"] = records.write_record(
-                Path(out_dir) / f"{cfg.name}.json", f"cifar10/{cfg.name}", cfg.scale, settings,
-                {"final": summary, "history": history}, wall_time_s=elapsed)
-            partial.unlink(missing_ok=True)
-        else:  # what a machine that is taken back before the end still brings home; never read as a result
-            result["partial_record_path"] = records.write_record(
-                partial, f"cifar10-partial/{cfg.name}", cfg.scale, settings,
-                {"complete": False, "epochs_done": int(last.get("epoch", 0)), "last": summary,
-                 "history": history}, wall_time_s=elapsed)
+        result.update(write_records(cfg, data.info, dev, history, elapsed, complete, out_dir))
     return result
+
+
+def write_records(cfg: TrainConfig, data_info: dict, dev: torch.device, history: list[dict], elapsed: float,
+                  complete: bool, out_dir: str | os.PathLike, extra_settings: dict | None = None) -> dict:
+    """Write a run's record (``<out>/<run>.json``, and remove its partial record) when ``complete``, else its
+    partial record (:func:`partial_record_path`); return ``{"record_path": ...}`` or ``{"partial_record_path": ...}``.
+    Call inside :func:`flatbias.precision.matmul_precision` (the record states the switches in force).
+    ``extra_settings`` are added to the settings (the fused trainer names itself there)."""
+    settings = {**dataclasses.asdict(cfg), "data": data_info, "device": str(dev), "protocol": cfg.protocol,
+                "numerics": precision.numerics(cfg.precision, dev),
+                "protocol_note": "paper 2 large_scale.py (spec B.9); metrics on un-augmented inputs (our choice)",
+                **(extra_settings or {})}
+    last = history[-1] if history else {}
+    summary = {k: last.get(k) for k in ("test_acc", "rank", "coherence_100", "coherence_1000")}
+    partial = partial_record_path(out_dir, cfg)
+    if complete:
+        path = records.write_record(Path(out_dir) / f"{cfg.name}.json", f"cifar10/{cfg.name}", cfg.scale, settings,
+                                    {"final": summary, "history": history}, wall_time_s=elapsed)
+        partial.unlink(missing_ok=True)
+        return {"record_path": path}
+    # what a machine that is taken back before the end still brings home; never read as a result
+    return {"partial_record_path": records.write_record(
+        partial, f"cifar10-partial/{cfg.name}", cfg.scale, settings,
+        {"complete": False, "epochs_done": int(last.get("epoch", 0)), "last": summary, "history": history},
+        wall_time_s=elapsed)}
 
 
 def partial_record_path(out_dir: str | Path, cfg: TrainConfig) -> Path:

@@ -10,27 +10,29 @@ ResNet-18 checkpoint is too big to bring back, so every run must finish inside t
    submitit, and the CIFAR-10 copy (path, layout, official archive or JPEG mirror, SHA-256 of an archive), decoded
    once into the cache that the runs read;
 2. **micro-benchmark** (at most ``--bench-seconds``, in spawned processes that are stopped when their share is
-   spent, whatever the machine's load): steps of SGD and SAM eager in one process, the runs' format first, then one
-   epoch's metrics (test accuracy, rank, 100- and 1000-image proxies); the four runs of a seed in 4 processes
-   sharing the device; fp32 vs TF32 convolutions; ``torch.compile`` with CUDA graphs (reduce-overhead) and without,
-   if the budget leaves time for compiling (the default 90 s rarely does: pass more), each after a check that one
-   compiled step computes what the eager one does. Step times become epoch times (steps per epoch × time per step),
-   MFU against the GPU's dense peak for the format;
-3. **plan**, printed before anything starts: the full protocol for as many seeds as fit in the time left (the four
-   optimizers of a seed run in parallel), else the reduced protocol, else nothing (a benchmark record only); with
-   the 1000-image proxy every epoch if it fits, else at the last epoch; compiled where that pays for its compile
-   time;
-4. **runs**: :func:`flatbias.cifar_sweep.sweep` on submitit's local executor, each run stopping (checkpointed) before
-   the budget is spent;
+   spent, whatever the machine's load): first the **fused step** of one seed's four runs (SAM at ρ 0.2, 0.1, 0.05
+   and SGD trained in lockstep by :mod:`flatbias.fused_train`), then one epoch's metrics (test accuracy, rank,
+   100- and 1000-image proxies), then the separate SAM and SGD steps (the fused/separate ratio), then fp32 vs TF32
+   convolutions on a GPU. Step times become epoch times, MFU against the GPU's dense peak for the format;
+3. **plan**, printed before anything starts: one fused program per seed (its four runs in lockstep), the seeds one
+   after the other, the authors' first. The full protocol for as many seeds as fit in the time left, the metrics
+   (rank, proxies) every epoch if that fits, else every 5, 10 or 20 epochs (test accuracy every epoch), with the
+   1000-image proxy at the same epochs if it fits, else at the last; else the same for the reduced protocol; else
+   nothing (a benchmark record only). The estimate (:func:`run_time`) is calibrated on the lent H200's records
+   (:data:`EPOCH_OVER_STEPS`) and must fit :data:`SAFETY` times over;
+4. **runs**: :func:`flatbias.fused_train.train` in this process, seed after seed, each program stopping
+   (checkpointed, partial records written) before the budget is spent; each run's status is read from the records
+   on disk (:func:`flatbias.cifar_sweep.on_disk`: complete iff its final record exists, stopped at the time limit
+   iff only its partial record does);
 5. **records** in ``--out``, small JSON only: one training record per finished run (``<run>.json``, the format of
    ``results/cifar10/``), the history of a run stopped at the time limit (``<run>.partial.json``, marked
-   incomplete and never read as a result), ``gpu_benchmark.json`` (environment, benchmark, plan) and ``gpu_session.json`` (plan,
-   outcome of every run, phase times, the tail of a failed run's log). Checkpoints and job logs stay in ``--work``
-   (a temporary folder, deleted at the end unless ``--keep-work``).
+   incomplete and never read as a result), ``gpu_benchmark.json`` (environment, benchmark, plan) and
+   ``gpu_session.json`` (plan, status of every run, phase times, final metrics). Checkpoints stay in ``--work`` (a
+   temporary folder, deleted at the end unless ``--keep-work``).
 
-On a machine without CUDA (or with ``--tiny``) the protocol is tiny (width-4 ResNet-18 on 100 images, a few epochs)
-and ``torch.compile`` is not measured, so the whole chain can be tested on a CPU within a short budget (on a heavily
-loaded machine the benchmark may not finish in its share, and the plan is then a benchmark record only).
+On a machine without CUDA (or with ``--tiny``) the protocol is tiny (width-4 ResNet-18 on 100 images, a few epochs),
+so the whole chain can be tested on a CPU within a short budget (on a heavily loaded machine the benchmark may not
+finish in its share, and the plan is then a benchmark record only).
 
 Exit code: 0 when every planned run has its record, 3 when a planned run stopped at the time limit or nothing fitted,
 1 when a run failed, 2 for a bad argument or a missing data set / package (one line on stderr).
@@ -59,11 +61,13 @@ import torch
 
 from . import cifar, precision, records
 from . import cifar_train as ct
+from . import fused_train as ft
 
 PROG = "python -m flatbias.gpu_session"
 # dense peak FLOP/s by format (no sparsity); the first key contained in the GPU's name wins
 PEAKS = {"H100 PCIe": {"bf16": 756e12, "tf32": 378e12, "fp32": 51e12},
-         "H100": {"bf16": 989e12, "tf32": 494e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "tf32": 494e12, "fp32": 67e12},
+         "H100": {"bf16": 989e12, "tf32": 494e12, "fp32": 67e12},
+         "H200": {"bf16": 989e12, "tf32": 494e12, "fp32": 67e12},
          "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12}, "L40S": {"bf16": 362e12, "tf32": 183e12,
                                                                           "fp32": 91.6e12},
          "L4": {"bf16": 121e12, "tf32": 60e12, "fp32": 30e12}, "A10": {"bf16": 125e12, "tf32": 62.5e12,
@@ -71,6 +75,16 @@ PEAKS = {"H100 PCIe": {"bf16": 756e12, "tf32": 378e12, "fp32": 51e12},
 SEEDS = (ct.AUTHORS_SEED, 43, 44)
 TABLE_MIX = (("sam", 0.2), ("sam", 0.1), ("sam", 0.05), ("sgd", None))  # the four runs of a seed
 BIG_PROXY = ("every", "last", "none")
+METRICS_EVERY = (1, 5, 10, 20)  # epochs between two measurements of rank and proxies, in the planner's order
+# The lent H200 (records in results/cifar10/, torch 2.11, TF32): one SGD run 6.97 ms a step, one SAM run 14.3 ms;
+# four processes sharing it 13.9-18.5 ms a step (5.5-7.2 s an epoch). Its 30-epoch SAM run then took 7.73 s an
+# epoch on average where 391 x the benchmarked step gives 6.73 s (x 1.15): the benchmark's few steps run warmer
+# than an epoch (allocator, clocks, the host's other runs). And its session, planned with a margin of 1.25 on the
+# benchmark alone, ran out of time: the runs needed more than 1.26 x the estimate (their start included).
+H200 = {"sgd_step_s": 6.97e-3, "sam_step_s": 14.3e-3, "four_processes_epoch_s": (5.5, 7.2),
+        "sam_epoch_s_in_record": 7.73, "sam_epoch_s_benchmarked": 6.73}
+EPOCH_OVER_STEPS = 1.15  # an epoch's training time over (steps per epoch x benchmarked step): the H200's ratio
+SAFETY = 1.5  # a plan must fit SAFETY x its estimate: above the H200's 1.26, with room for a slower card
 
 
 @dataclass
@@ -92,6 +106,10 @@ class Protocol:
     @property
     def steps_per_epoch(self) -> int:
         return -(-self.n_train // self.batch)
+
+    def epochs_measured(self, every: int) -> int:
+        """Epochs whose history row has rank and proxies with ``--metrics-every every`` (the last always has)."""
+        return self.epochs // every + (self.epochs % every != 0)
 
     def big_proxy_args(self, mode: str) -> list[str]:
         if self.big_per_class is None or mode == "none":
@@ -207,26 +225,6 @@ def time_steps(cfg: ct.TrainConfig, dev: torch.device, n_images: int, steps: int
             "max_memory_gib": mem}
 
 
-def compiled_step_error(cfg: ct.TrainConfig, dev: torch.device, n: int = 64) -> tuple[float, str]:
-    """(largest relative difference, its weight) between one SGD step of the compiled model and of the eager one,
-    from the same initial weights on the same batch: a compiled run is only planned if they agree (torch 2.13's
-    inductor has been seen to miscompute a weight gradient of this model on the CPU)."""
-    g = torch.Generator(device=dev).manual_seed(1)
-    x = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, device=dev, generator=g)
-    y = torch.randint(0, 10, (n,), device=dev, generator=g)
-    steps = []
-    for comp in (None, cfg.compile):
-        c = ct.resolve(dataclasses.replace(cfg, optimizer="sgd", compile=comp, batch_size=n), dev)
-        with precision.matmul_precision(c.precision):
-            model, opt, _ = ct.build(c, dev)
-            w0 = {k: v.detach().clone() for k, v in model.named_parameters()}
-            ct.train_step(model, ct.compiled(model, c), opt, ct.to_input(x, c.channels_last), y, c)
-            steps.append({k: (v.detach() - w0[k]).double() for k, v in model.named_parameters()})
-    err = {k: float((steps[1][k] - steps[0][k]).norm() / (steps[0][k].norm() + 1e-30)) for k in steps[0]}
-    worst = max(err, key=err.get)
-    return err[worst], worst
-
-
 def time_metrics(cfg: ct.TrainConfig, ds: cifar.Cifar10, proto: Protocol, dev: torch.device, report=None) -> dict:
     """Seconds for one epoch's metrics of ``proto``: test accuracy + rank + the small proxy (``metric_s``), then the
     big (1000-image) proxy (``big_proxy_s``); ``report(dict)`` is called after each part."""
@@ -275,12 +273,12 @@ def _worker(i: int, spec: dict, barrier, results) -> None:
                                       for o in ("sgd", "sam")}))
         for k, cfg in enumerate(spec["configs"]):
             try:
-                if cfg.get("compile"):  # first: does the compiled step compute what the eager one does?
-                    err, where = compiled_step_error(ct.TrainConfig(**cfg), dev)
-                    if err > 0.05:
-                        raise RuntimeError(f"the compiled step disagrees with the eager one (relative difference "
-                                           f"{err:.2g} in {where}): not used")
-                t = time_steps(ct.TrainConfig(**cfg), dev, spec["n_images"], spec["steps"], spec["warmup"], barrier)
+                if "runs" in cfg:  # the fused step of several runs (flatbias.fused_train)
+                    t = ft.time_steps([ct.TrainConfig(**r) for r in cfg["runs"]], dev, spec["n_images"],
+                                      spec["steps"], spec["warmup"])
+                else:
+                    t = time_steps(ct.TrainConfig(**cfg), dev, spec["n_images"], spec["steps"], spec["warmup"],
+                                   barrier)
                 t["ready_s"] = t.pop("ready_wall") - spec["t0"]  # since the process was started
             except Exception as exc:  # noqa: BLE001 - reported; the next configuration is still timed
                 t = {"error": f"{type(exc).__name__}: {exc}"[:400]}
@@ -367,97 +365,78 @@ def peak_flops(gpu_name: str | None, fmt: str) -> float | None:
 
 
 def benchmark(ds: cifar.Cifar10, protos: dict[str, Protocol], dev: torch.device, prec: str, budget_s: float,
-              compile_modes: tuple[str, ...], gpu_name: str | None) -> dict:
+              gpu_name: str | None) -> dict:
     """Step and metric times of the session's protocol (module docstring), in spawned processes stopped when
-    ``budget_s`` is spent: (1) one process: SGD and SAM eager, the runs' format first, then the metrics, then the
-    other formats (fp32 vs TF32; a CPU has no TF32: only the runs' format there); (2) the four runs of a seed in
-    four processes at once; (3) on CUDA, SAM compiled in each of ``compile_modes``."""
+    ``budget_s`` is spent: (1) one process: the fused step of one seed's four runs (:func:`fused_train.time_steps`,
+    what the plan needs), then one run's metrics of one epoch; (2) one process: SAM and SGD alone (the
+    fused/separate ratio), in the runs' format, then on a GPU in the other formats (fp32 vs TF32)."""
     t_start = time.perf_counter()
     left = lambda: budget_s - (time.perf_counter() - t_start)  # noqa: E731
     gpu = dev.type == "cuda"
     proto = protos["full"]
     steps, warmup = (40, 15) if gpu else (2, 1)
     n_images = 50_000 if gpu else proto.batch * (steps + warmup)
-    base = dict(width=proto.width, batch_size=proto.batch, rho=0.1)
+    base = dict(width=proto.width, batch_size=proto.batch)
     spe = proto.steps_per_epoch
     flops: dict[str, float] = {}  # FLOPs per image of a step, counted by the first benchmark process
     res: dict = {"device": str(dev), "gpu": gpu_name, "timed_steps": steps, "warmup_steps": warmup,
                  "steps_per_epoch": {k: p.steps_per_epoch for k, p in protos.items()}, "precision": prec,
-                 "gflop_per_image": None, "one_process": [], "metrics": None,
-                 "four_processes": None, "compile": [], "budget_s": budget_s, "notes": []}
+                 "gflop_per_image": None, "fused": None, "one_process": [], "metrics": None,
+                 "fused_speedup": None, "budget_s": budget_s, "h200_reference": H200, "notes": []}
     if not gpu:
-        res["notes"].append("CPU: TF32 does not exist, only the runs' format is timed; torch.compile not measured")
+        res["notes"].append("CPU: TF32 does not exist, only the runs' format is timed")
+    table = [dict(optimizer=o, **({"rho": r} if r else {}), precision=prec, **base) for o, r in TABLE_MIX]
 
-    def row(r, procs=1):
+    def row(r):
         if "error" in r:
-            return {**r, "processes": procs}
-        img_s = proto.batch / r["step_s"]
+            return r
+        img_s = proto.batch / r["step_s"]  # images a second, each run
         peak = peak_flops(gpu_name, r["precision"])
-        return {**r, "compile": r.get("compile") or "none", "processes": procs, "epoch_s": spe * r["step_s"],
-                "img_per_s": img_s,
-                "mfu": None if peak is None or not flops else flops[r["optimizer"]] * img_s / peak}
+        work = sum(flops.get(t["optimizer"], 0.0) for t in r["runs"]) if "runs" in r else flops.get(r["optimizer"])
+        return {**r, "epoch_s": spe * r["step_s"], "img_per_s": img_s,
+                "mfu": None if peak is None or not work else work * img_s / peak}
 
     def show(i, k, r):
         if k == "flops":
             flops.update(r)
             res["gflop_per_image"] = {o: f / 1e9 for o, f in r.items()}
         elif k == "metrics":
-            _say(f"  metrics of one epoch: {r['metric_s']:.2f} s" + (
+            _say(f"  metrics of one epoch, one run: {r['metric_s']:.2f} s" + (
                 f", 1000-image proxy {r['big_proxy_s']:.2f} s" if "big_proxy_s" in r else ""))
         elif "error" in r:
-            _say(f"  {r['optimizer']} {r['precision']} compile={r.get('compile') or 'none'}: {r['error']}")
+            _say(f"  {r['optimizer']} {r['precision']}: {r['error']}")
         else:
             rr = row(r)
-            _say(f"  {r['optimizer']} {r['precision']} compile={rr['compile']}: {1e3 * r['step_s']:.2f} ms/step = "
-                 f"{rr['epoch_s']:.2f} s/epoch (ready after {r['ready_s']:.1f} s)"
+            what = f"fused step of {len(r['runs'])} runs" if "runs" in r else f"{r['optimizer']} alone"
+            _say(f"  {what} ({r['precision']}): {1e3 * r['step_s']:.2f} ms/step = {rr['epoch_s']:.2f} s/epoch "
+                 f"(ready after {r['ready_s']:.1f} s)"
                  + ("" if rr["mfu"] is None else f", MFU {100 * rr['mfu']:.1f} %"))
 
-    # on a CPU each process gets the threads a run of the sweep gets (four share the cores)
-    threads = None if gpu else max(1, (os.cpu_count() or 1) // len(TABLE_MIX))
     formats = tuple(dict.fromkeys((prec, "tf32", "fp32"))) if gpu else (prec,)
-    first = [dict(optimizer=o, precision=prec, **base) for o in ("sam", "sgd")]
-    rest = [dict(optimizer=o, precision=f, **base) for f in formats[1:] for o in ("sam", "sgd")]
+    fused = dict(optimizer="fused", precision=prec, runs=table)
     metrics = dict(data=ds.source, cfg=dict(precision=prec, subset=proto.subset, test_subset=proto.test_subset,
-                                             **base), protocol=dataclasses.asdict(proto))
-    (g1,) = run_group([dict(configs=first, device=str(dev), n_images=n_images, steps=steps, warmup=warmup,
-                            metrics=metrics, threads=threads, flops=base)],
-                      max(5.0, (0.45 if rest or compile_modes else 0.6) * left()), show)
-    res["one_process"] = [row(r) for r in g1["results"]]
+                                             rho=0.1, **base), protocol=dataclasses.asdict(proto))
+    (g1,) = run_group([dict(configs=[fused], device=str(dev), n_images=n_images, steps=steps, warmup=warmup,
+                            metrics=metrics, flops=base)], max(5.0, 0.6 * left()), show)
+    res["fused"] = next((row(r) for r in g1["results"]), {"error": g1["error"] or "no result"})
     res["metrics"] = g1["metrics"]
     if g1["error"]:
-        _say(f"  one process: {g1['error']}")
-        res["notes"].append(f"one process: {g1['error']}")
-    specs = [dict(configs=[dict(optimizer=o, rho=r or 0.1, precision=prec, width=proto.width,
-                                batch_size=proto.batch)], device=str(dev), n_images=n_images, steps=steps,
-                  warmup=warmup, threads=threads) for o, r in TABLE_MIX]
-    four = run_group(specs, max(5.0, left() * (0.6 if rest or compile_modes else 1.0))) if gpu else None
-    if not gpu:  # four processes on a CPU just divide its cores: modelled by the planner, not measured
-        res["four_processes"] = {"error": "not measured on a CPU (the runs divide its cores)"}
-        res["notes"].append("CPU: the four runs' sharing is modelled (4 x one run's time), not measured")
-    elif all(f["results"] and "error" not in f["results"][0] for f in four):
-        rows = [row(f["results"][0], procs=4) for f in four]
-        res["four_processes"] = {"runs": rows, "ready_s": max(r["ready_s"] for r in rows),
-                                 "aggregate_img_per_s": sum(r["img_per_s"] for r in rows)}
-        _say("  4 processes sharing the device: " + ", ".join(
-            f"{r['optimizer']} {r['epoch_s']:.2f} s/epoch" for r in rows)
-             + f" (ready after {res['four_processes']['ready_s']:.1f} s)")
-    else:
-        err = next((f["error"] or f["results"][0].get("error") for f in four
-                    if f["error"] or not f["results"] or "error" in f["results"][0]), "no result")
-        res["four_processes"] = {"error": err}
-        _say(f"  4 processes: {err}")
-    if rest and left() > 5:
-        (g,) = run_group([dict(configs=rest, device=str(dev), n_images=n_images, steps=steps, warmup=warmup,
-                               threads=threads)],
-                         left() * (0.4 if compile_modes else 1.0), show)
-        res["one_process"] += [row(r) for r in g["results"]]
-    for mode in compile_modes:  # compiled SAM, one process per mode (a hang or a crash is contained)
-        if left() < 10:
-            res["compile"].append({"compile": mode, "error": f"not measured: {left():.0f} s of the benchmark left"})
-            continue
-        (g,) = run_group([dict(configs=[dict(optimizer="sam", precision=prec, compile=mode, **base)],
-                               device=str(dev), n_images=n_images, steps=steps, warmup=warmup)], left(), show)
-        res["compile"].append(row(g["results"][0]) if g["results"] else {"compile": mode, "error": g["error"]})
+        _say(f"  fused step and metrics: {g1['error']}")
+        res["notes"].append(f"fused step and metrics: {g1['error']}")
+    alone = [dict(optimizer=o, precision=f, rho=0.1, **base) for f in formats for o in ("sam", "sgd")]
+    if left() > 2:
+        (g2,) = run_group([dict(configs=alone, device=str(dev), n_images=n_images, steps=steps, warmup=warmup)],
+                          max(2.0, left()), show)
+        res["one_process"] = [row(r) for r in g2["results"]]
+        if g2["error"]:
+            res["notes"].append(f"separate runs: {g2['error']}")
+    one = {r["optimizer"]: r["step_s"] for r in res["one_process"] if "error" not in r and r["precision"] == prec}
+    if "step_s" in res["fused"] and {"sam", "sgd"} <= set(one):
+        separate = sum(one[o] for o, _ in TABLE_MIX)  # the four runs one after the other
+        res["fused_speedup"] = {"separate_step_s": separate, "fused_step_s": res["fused"]["step_s"],
+                                "ratio": separate / res["fused"]["step_s"]}
+        _say(f"  fused / separate: the four runs' step {1e3 * res['fused']['step_s']:.2f} ms fused, "
+             f"{1e3 * separate:.2f} ms one after the other: x{res['fused_speedup']['ratio']:.2f}")
     res["wall_s"] = time.perf_counter() - t_start
     return res
 
@@ -469,92 +448,88 @@ class Plan:
     protocol: str | None  # None: nothing fits
     seeds: tuple[int, ...] = ()
     big_proxy: str = "none"
-    compile: str | None = None
+    metrics_every: int = 1
     estimate_s: float = 0.0  # predicted wall time of all runs
     per_seed_s: float = 0.0
     time_left_s: float = 0.0
+    safety: float = SAFETY
+    trainer: str = "fused_train"  # one fused program per seed (flatbias.fused_train), seeds one after the other
     considered: list = field(default_factory=list)
 
     @property
     def runs(self) -> int:
-        return 4 * len(self.seeds)
+        return len(TABLE_MIX) * len(self.seeds)
 
 
-def run_time(bench: dict, proto: Protocol, big: str, compile_mode: str | None = None) -> float:
-    """Predicted seconds for the four runs of one seed of ``proto`` in parallel (the slowest, SAM, decides)."""
-    one = {(r["optimizer"], r["precision"]): r for r in bench["one_process"] if "error" not in r}
-    prec = bench["precision"]
-    if ("sam", prec) not in one or not bench.get("metrics"):
-        raise LookupError("the benchmark did not time SAM's step and the metrics within its budget")
-    sam1 = one[("sam", prec)]["step_s"]
-    four = bench.get("four_processes") or {}
-    if "runs" in four:
-        sam4 = max(r["step_s"] for r in four["runs"] if r["optimizer"] == "sam")
-        ready = four["ready_s"]
-    else:  # not measured: four runs no faster together than one after the other; four processes starting at
-        # once take their share of the cores, and a submitit job starts slower than a benchmark process (x1.5)
-        sam4 = 4 * sam1
-        ready = 1.5 * one[("sam", prec)].get("ready_s", 0.0) * max(1.0, len(TABLE_MIX) / (os.cpu_count() or 1))
-    slow = sam4 / sam1  # how much sharing the device slows a run down
-    step = sam4
-    extra = 0.0
-    if compile_mode:
-        c = next(r for r in bench["compile"] if r["compile"] == compile_mode and "error" not in r)
-        step = c["step_s"] * slow
-        extra = max(0.0, c["ready_s"] - ready)  # compilation (four compile at once: taken as long as one)
-    m = bench["metrics"]  # measured every epoch (metrics_every = 1)
-    t = ready + extra + proto.epochs * (proto.steps_per_epoch * step + m["metric_s"] * slow)
+def run_time(bench: dict, proto: Protocol, big: str, metrics_every: int = 1) -> float:
+    """Predicted seconds of one seed's fused program of ``proto``: its start (the benchmark process's, model
+    build and warm-up included), then every epoch: the fused steps (x :data:`EPOCH_OVER_STEPS`, the H200's ratio
+    of a real epoch to its benchmark) and each run's test accuracy; every ``metrics_every`` epochs (and at the
+    last) each run's rank and small proxy; the 1000-image proxy at those epochs (``big="every"``) or the last."""
+    fused, m = bench.get("fused") or {}, bench.get("metrics")
+    if "step_s" not in fused or not m:
+        raise LookupError("the benchmark did not time the fused step and the metrics within its budget")
+    n = len(TABLE_MIX)
+    rank_proxy = m.get("rank_s", 0.0) + m.get("proxy_s", 0.0)
+    acc = max(0.0, m["metric_s"] - rank_proxy)  # test accuracy: every epoch
+    measured = proto.epochs_measured(metrics_every)
+    t = fused["ready_s"] + proto.epochs * (proto.steps_per_epoch * fused["step_s"] * EPOCH_OVER_STEPS + n * acc)
+    t += measured * n * rank_proxy
     if big != "none" and "big_proxy_s" in m:
-        t += (proto.epochs if big == "every" else 1) * m["big_proxy_s"] * slow
+        t += (measured if big == "every" else 1) * n * m["big_proxy_s"]
     return t
 
 
-def make_plan(bench: dict, protos: dict[str, Protocol], seeds: tuple[int, ...], time_left_s: float, big: str = "every",
-              compile_modes: tuple[str, ...] = (), safety: float = 1.25) -> Plan:
-    """The most the time left allows: the full protocol for as many seeds as fit (at least one), else the reduced
-    one; the big proxy every epoch if it fits, else at the last; compiled where that is faster, compile time included.
-    Every estimate is multiplied by ``safety``."""
+def make_plan(bench: dict, protos: dict[str, Protocol], seeds: tuple[int, ...], time_left_s: float,
+              big: str = "every", safety: float = SAFETY) -> Plan:
+    """The most the time left allows, every estimate multiplied by ``safety``: the full protocol for as many seeds
+    as fit (at least one), with the metrics every epoch if that fits, else every 5, 10, 20 epochs
+    (:data:`METRICS_EVERY`), the big proxy at those epochs if it fits, else at the last; else the same for the
+    reduced protocol."""
     considered = []
     try:
         run_time(bench, protos["reduced"], "none")
     except LookupError as exc:
-        return Plan(None, time_left_s=time_left_s, considered=[{"error": str(exc)}])
+        return Plan(None, time_left_s=time_left_s, safety=safety, considered=[{"error": str(exc)}])
     if big == "every" and "big_proxy_s" not in bench["metrics"]:  # not measured in time: keep it to the last epoch
         big = "last"
     for name in ("full", "reduced"):
-        proto = protos[name]
-        for b in dict.fromkeys([big, "last"] if big == "every" else [big]):
-            options = [None] + [c for c in compile_modes
-                                if any(r["compile"] == c and "error" not in r for r in bench.get("compile", []))]
-            per_seed, comp = min((run_time(bench, proto, b, c), c) for c in options)
-            k = min(len(seeds), int(time_left_s // (safety * per_seed))) if per_seed > 0 else len(seeds)
-            considered.append({"protocol": name, "big_proxy": b, "compile": comp, "per_seed_s": per_seed,
-                               "seeds_that_fit": k})
-            if k >= 1:
-                return Plan(name, tuple(seeds[:k]), b, comp, k * per_seed, per_seed, time_left_s, considered)
-    return Plan(None, time_left_s=time_left_s, considered=considered)
+        for every in METRICS_EVERY:
+            for b in dict.fromkeys([big, "last"] if big == "every" else [big]):
+                per_seed = run_time(bench, protos[name], b, every)
+                k = min(len(seeds), int(time_left_s // (safety * per_seed))) if per_seed > 0 else len(seeds)
+                considered.append({"protocol": name, "big_proxy": b, "metrics_every": every, "per_seed_s": per_seed,
+                                   "seeds_that_fit": k})
+                if k >= 1:
+                    return Plan(name, tuple(seeds[:k]), b, every, k * per_seed, per_seed, time_left_s, safety,
+                                considered=considered)
+    return Plan(None, time_left_s=time_left_s, safety=safety, considered=considered)
 
 
-def describe(plan: Plan, protos: dict[str, Protocol], prec: str) -> str:
+def describe(plan: Plan, protos: dict[str, Protocol], prec: str, bench: dict | None = None) -> str:
     if plan.protocol is None and plan.considered and "error" in plan.considered[0]:
         return f"PLAN: no runs: {plan.considered[0]['error']}; benchmark record only"
     if plan.protocol is None:
         best = min(plan.considered, key=lambda c: c["per_seed_s"])
-        return (f"PLAN: no run fits in the {plan.time_left_s:.0f} s left (the cheapest, {best['protocol']} protocol, "
-                f"needs ~{best['per_seed_s']:.0f} s for one seed): benchmark record only")
+        return (f"PLAN: no run fits in the {plan.time_left_s:.0f} s left (the cheapest, {best['protocol']} protocol "
+                f"with metrics every {best['metrics_every']} epochs, needs ~{best['per_seed_s']:.0f} s x "
+                f"{plan.safety:g} for one seed's fused program): benchmark record only")
     p = protos[plan.protocol]
-    return (f"PLAN: {plan.protocol} protocol ({p.epochs} epochs), seeds {list(plan.seeds)}: {plan.runs} runs, 4 at a "
-            f"time (SAM rho 0.2/0.1/0.05 + SGD per seed); precision {prec}; compile {plan.compile or 'none'}; "
-            f"1000-image proxy: {plan.big_proxy}; estimated {plan.estimate_s:.0f} s of {plan.time_left_s:.0f} s left")
+    speed = (bench or {}).get("fused_speedup")
+    return (f"PLAN: {plan.protocol} protocol ({p.epochs} epochs), seeds {list(plan.seeds)}: {plan.runs} runs, one "
+            f"fused program per seed (flatbias.fused_train: SAM rho 0.2/0.1/0.05 + SGD in lockstep), seed after "
+            f"seed; precision {prec}; rank and proxies every {plan.metrics_every} epoch(s), test accuracy every "
+            f"epoch; 1000-image proxy: {plan.big_proxy}; estimated {plan.estimate_s:.0f} s (x{plan.safety:g} "
+            f"margin) of {plan.time_left_s:.0f} s left"
+            + (f"; fused step x{speed['ratio']:.2f} the speed of the four runs one after the other" if speed else ""))
 
 
 # --- the session ---------------------------------------------------------------------------------
 
 def session(out: Path, time_budget: float, data: str | None = None, tiny: bool | None = None,
             seeds: tuple[int, ...] = SEEDS, prec: str = precision.DEFAULT, big: str = "every",
-            compile_opt: str = "auto", bench_seconds: float | None = None, work: Path | None = None,
-            keep_work: bool = False, reserve_s: float | None = None, device: str | None = None,
-            started: float | None = None) -> int:
+            bench_seconds: float | None = None, work: Path | None = None, keep_work: bool = False,
+            reserve_s: float | None = None, device: str | None = None, started: float | None = None) -> int:
     """Run the whole session (module docstring); return the exit code. The budget counts from ``started`` (a
     ``time.perf_counter()``; default now; the command line passes its own start, before torch was imported)."""
     t0 = time.perf_counter() if started is None else started
@@ -566,14 +541,44 @@ def session(out: Path, time_budget: float, data: str | None = None, tiny: bool |
     env, ds = environment(data)
     work = Path(tempfile.mkdtemp(prefix="flatbias-gpu-session-")) if work is None else work
     try:
-        return _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, prec, big, compile_opt,
-                        bench_seconds, device)
+        return _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, prec, big, bench_seconds,
+                        device)
     finally:
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, prec, big, compile_opt, bench_seconds,
+def seed_configs(plan: Plan, proto: Protocol, seed: int, prec: str) -> list[ct.TrainConfig]:
+    """The four runs of one seed's fused program, as ``python -m flatbias.fused_train`` would parse them."""
+    argv = ["--seeds", str(seed), "--rhos", *(f"{r:g}" for o, r in TABLE_MIX if o == "sam"),
+            *([] if any(o == "sgd" for o, _ in TABLE_MIX) else ["--no-sgd"]), "--protocol", plan.protocol,
+            *proto.argv, "--precision", prec, "--metrics-every", str(plan.metrics_every),
+            *proto.big_proxy_args(plan.big_proxy)]
+    return ft.configs_from_args(ft.parser().parse_args(argv))
+
+
+def run_seed(cfgs: list[ct.TrainConfig], ds: cifar.Cifar10, out: Path, work: Path, limit: float,
+             device: torch.device) -> dict[str, str]:
+    """Train one seed's fused program, stopping before ``limit`` seconds; each run's status as its records on disk
+    say (:func:`flatbias.cifar_sweep.on_disk`), else why it has none (diverged, failed, not started)."""
+    from . import cifar_sweep as sw
+
+    said: dict[str, str] = {}
+    try:
+        res = ft.train(cfgs, ds, device=str(device), out_dir=out, checkpoint_dir=work / "checkpoints",
+                       stop_after_s=max(0.0, limit), progress=False)
+        said = {c.name: r["status"] for c, r in zip(cfgs, res["runs"])}
+    except Exception as exc:  # noqa: BLE001 - reported in the session record; the next seed may still run
+        said = {c.name: " ".join(f"failed ({type(exc).__name__}: {exc})".split())[:300] for c in cfgs}
+    status = {}
+    for c in cfgs:
+        why = said.get(c.name, "")
+        status[c.name] = sw.on_disk(out, c.name) or (
+            f"failed ({why})" if why.startswith("diverged") else why if why.startswith("failed") else sw.NOT_STARTED)
+    return status
+
+
+def _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, prec, big, bench_seconds,
              device) -> int:
     from . import cifar_sweep as sw
 
@@ -585,26 +590,24 @@ def _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, p
     gpu_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else None
     phases["environment_s"] = time.perf_counter() - t0
     d = env["data"]
-    _say(f"checkpoints and job logs (not brought back) go to {work}")
+    _say(f"checkpoints (not brought back) go to {work}")
     _say(f"environment: torch {env['torch']}, CUDA {env['cuda']}, {gpu_name or 'no GPU'}; PyTorch's defaults: cuDNN "
          f"TF32 {env['pytorch_tf32_defaults']['cudnn_allow_tf32']}; data {d['source_kind']} ({d['layout']}) at "
          f"{d['path']}, {d['n_train']}/{d['n_test']} images, loaded in {d['load_s']:.1f} s; protocol "
          f"{'tiny (CPU stand-in)' if tiny else 'the paper’s'}")
 
-    modes = () if compile_opt == "none" or (compile_opt == "auto" and dev.type != "cuda") else (
-        ("reduce-overhead", "default") if compile_opt == "auto" else (compile_opt,))
     bench_seconds = (90.0 if dev.type == "cuda" else 15.0) if bench_seconds is None else bench_seconds
     t1 = time.perf_counter()
-    _say(f"micro-benchmark (at most {bench_seconds:.0f} s): SGD and SAM, "
-         + ("fp32 vs TF32, 1 vs 4 processes, " if dev.type == "cuda" else "one process (a CPU: no TF32, four "
-            "runs modelled), ") + f"compile {', '.join(modes) or 'not measured'}")
-    bench = benchmark(ds, protos, dev, prec, min(bench_seconds, max(5.0, left() / 2)), modes, gpu_name)
+    _say(f"micro-benchmark (at most {bench_seconds:.0f} s): the fused step of a seed's four runs, the metrics, "
+         f"SAM and SGD alone" + (", fp32 vs TF32" if dev.type == "cuda" else " (a CPU: no TF32)"))
+    bench = benchmark(ds, protos, dev, prec, min(bench_seconds, max(5.0, left() / 2)), gpu_name)
     phases["benchmark_s"] = time.perf_counter() - t1
 
-    plan = make_plan(bench, protos, tuple(seeds), left(), big, modes)
-    _say(describe(plan, protos, prec))
+    plan = make_plan(bench, protos, tuple(seeds), left(), big)
+    _say(describe(plan, protos, prec, bench))
     settings = {"time_budget_s": time_budget, "tiny": tiny, "precision": prec, "seeds": list(seeds), "big_proxy": big,
-                "compile_option": compile_opt, "environment": env}
+                "trainer": "fused_train", "safety": SAFETY, "epoch_over_steps": EPOCH_OVER_STEPS,
+                "environment": env}
     records.write_record(out / "gpu_benchmark.json", "cifar10_gpu_benchmark", "smoke" if tiny else "full", settings,
                          {"benchmark": bench, "plan": dataclasses.asdict(plan)}, wall_time_s=time.perf_counter() - t0)
 
@@ -612,23 +615,18 @@ def _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, p
     if plan.protocol is not None:
         t2 = time.perf_counter()
         proto = protos[plan.protocol]
-        extra = [*proto.argv, "--data", d["path"], "--checkpoint-dir", str(work / "checkpoints"), "--precision", prec,
-                 *(["--compile", plan.compile] if plan.compile else []), *proto.big_proxy_args(plan.big_proxy),
-                 *(["--device", device] if device else [])]
-        runs = sw.plan(plan.protocol, plan.seeds, extra, out)
-        limit = left() - 2.0  # the records of the last runs are written within it
-        _say(f"runs: {len(runs)} jobs of submitit's local executor, 4 at a time, all done within {limit:.0f} s")
-        status = sw.sweep(runs, out, parallel=4, time_limit=limit, min_start_s=min(plan.per_seed_s, 0.5 * limit),
-                          logs=work / "logs", progress=False, grace_s=0.3 * reserve_s)
+        for k, seed in enumerate(plan.seeds):
+            cfgs = seed_configs(plan, proto, seed, prec)
+            limit = left() - 2.0  # the records of its runs are written within it
+            if k and limit < plan.per_seed_s:  # a later seed that cannot finish: leave the time unused
+                status.update({c.name: sw.NOT_STARTED for c in cfgs})
+                continue
+            _say(f"seed {seed}: {len(cfgs)} runs in one fused program, done within {limit:.0f} s")
+            status.update(run_seed(cfgs, ds, out, work, limit, dev))
         phases["runs_s"] = time.perf_counter() - t2
         for name, s in status.items():
             _say(f"  {name}: {s}")
     code = sw.exit_code(status) if status else ct.EXIT_INCOMPLETE
-    failed_logs = {}
-    for name, s in status.items():
-        log = sw.log_path(work / "logs", name) if s.startswith("failed") else None
-        if log is not None and log.is_file():
-            failed_logs[name] = log.read_text(errors="replace").splitlines()[-20:]
     finals = {}
     for name in status:
         if (out / f"{name}.json").is_file():
@@ -638,7 +636,7 @@ def _session(out, t0, deadline, reserve_s, phases, env, ds, work, tiny, seeds, p
     phases["total_s"] = time.perf_counter() - t0
     records.write_record(out / "gpu_session.json", "cifar10_gpu_session", "smoke" if tiny else "full", settings,
                          {"plan": dataclasses.asdict(plan), "status": status, "exit_code": code, "phases": phases,
-                          "final": finals, "failed_log_tails": failed_logs}, wall_time_s=phases["total_s"])
+                          "final": finals}, wall_time_s=phases["total_s"])
     _say(f"done in {time.perf_counter() - t0:.0f} s of {time_budget:.0f} s; exit code {code}; records: "
          + ", ".join(sorted(p.name for p in out.glob("*.json"))))
     return code
@@ -657,13 +655,12 @@ def parser() -> ct.Parser:
                    help="of the runs (default tf32: PyTorch's defaults, as the authors' code most likely ran)")
     p.add_argument("--coherence-1000", choices=BIG_PROXY, default="every",
                    help="the authors' 1000-image proxy: every epoch (if it fits, else at the last), last, none")
-    p.add_argument("--compile", choices=("auto", "none", "default", "reduce-overhead"), default="auto",
-                   help="auto: measure default and reduce-overhead (CUDA graphs) on a GPU and use what pays")
-    p.add_argument("--bench-seconds", type=float, default=None, help="benchmark budget (default 90 on a GPU, 15 on CPU)")
+    p.add_argument("--bench-seconds", type=float, default=None,
+                   help="benchmark budget (default 90 on a GPU, 15 on a CPU)")
     p.add_argument("--reserve", type=float, default=None, metavar="SECONDS",
                    help="kept free at the end, to write the records and exit (default 5 %% of the budget, at "
                         "least 10 s)")
-    p.add_argument("--work", default=None, help="checkpoints and logs (default: a temporary folder, deleted)")
+    p.add_argument("--work", default=None, help="checkpoints (default: a temporary folder, deleted)")
     p.add_argument("--keep-work", action="store_true")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     return p
@@ -689,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         return ct.fail(exc, PROG)
     try:
-        return session(out, a.time_budget, a.data, a.tiny, tuple(a.seeds), a.precision, a.coherence_1000, a.compile,
+        return session(out, a.time_budget, a.data, a.tiny, tuple(a.seeds), a.precision, a.coherence_1000,
                        a.bench_seconds, Path(a.work) if a.work else None, a.keep_work, a.reserve, a.device,
                        started=STARTED if argv is None else None)
     except (cifar.DataNotFoundError, ImportError) as exc:  # no data set, no submitit: say so in one line
