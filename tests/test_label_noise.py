@@ -185,3 +185,95 @@ def test_sharpness_flow_matches_riemannian_descent_and_energy(problem, monkeypat
     monkeypatch.setattr(riemannian, "_egrad", lambda p, X: 2 * good(p, X))  # a wrong gradient: the identity fails
     bad = ln.sharpness_flow(th0, X[0], y[0], t_max=0.04, n_eval=5)
     assert abs(bad["F_ends"][1] - bad["F_ends"][0] + bad["energy"][-1]) > 1e-2 * (bad["F_ends"][0] - bad["F_ends"][1])
+
+
+# ---- the lane (SIMD) kernel against the scalar reference kernel, on the same noise
+
+
+def _lane_problem(C, n, d, act, seed=3):
+    rng = np.random.default_rng(seed)
+    X, y = rng.random((C, n, d)), rng.random((C, n))
+    theta0 = rng.normal(size=(C, M, d)) / np.sqrt(d)
+    eta = rng.uniform(0.01, 0.05, C) * (0.4 if act == "cubic" else 1.0)
+    s = rng.uniform(0.1, 0.5, C)
+    s[0] = 0.0  # a chain without label noise (its normals are not drawn by run)
+    rho = rng.uniform(0.01, 0.1, C)
+    return theta0, X, y, eta, s, rho
+
+
+def _need_exact_exp(act):
+    if act == "sinh" and not ln._exp_replica_ok():
+        pytest.skip("this process's libm exp is not glibc's x86-64 FMA build: run() uses the scalar kernel")
+
+
+@pytest.mark.parametrize("method", ["sgd", "sam"])
+@pytest.mark.parametrize("act", ["sinh", "cubic"])
+@pytest.mark.parametrize("C,n,d", [(1, 3, 3), (5, 3, 3), (16, 3, 3), (7, 2, 4)])
+def test_lane_kernel_is_bit_identical_to_the_scalar_kernel(method, act, C, n, d):
+    _need_exact_exp(act)
+    theta0, X, y, eta, s, rho = _lane_problem(C, n, d, act)
+    u, eps = ln.ChainNoise(1, C).draw(2000)
+    ref = theta0.copy()
+    ln._run_chunk_scalar(ref, X, y, eta, s, rho, u, eps, ln.METHODS[method], ln.KERNEL_ACTIVATIONS[act])
+    lanes = ln._Lanes(theta0.copy(), X, y, act)
+    assert lanes.kernel(eta, s, rho, u, eps, ln.METHODS[method], ln.KERNEL_ACTIVATIONS[act]) == 0.0  # no fallback
+    assert np.array_equal(lanes.theta(), ref)  # chain for chain, bit for bit
+    assert np.abs(ref - theta0).min(axis=(1, 2)).max() > 0 and np.abs(ref - theta0).max() > 1e-2  # it moved
+
+
+def test_lane_kernel_flags_exp_out_of_range_and_the_chunk_is_redone_by_the_scalar_kernel():
+    _need_exact_exp("sinh")
+    theta0, X, y, eta, s, rho = _lane_problem(5, 3, 3, "sinh")
+    theta0[2] *= 400.0  # chain 2: |θ_jᵀx_i| ≥ 512, beyond the exp replica's range (exp overflows there)
+    u, eps = ln.ChainNoise(1, 5).draw(50)
+    with np.errstate(all="ignore"):
+        ref = theta0.copy()
+        ln._run_chunk_scalar(ref, X, y, eta, s, rho, u, eps, 0, 0)
+        lanes = ln._Lanes(theta0.copy(), X, y, "sinh")
+        start = lanes.th.copy()
+        assert lanes.kernel(eta, s, rho, u, eps, 0, 0) == 1.0
+        lanes.th = start
+        lanes.step(eta, s, rho, u, eps, 0, 0)
+    assert not np.isfinite(ref[2]).all()
+    np.testing.assert_array_equal(lanes.theta(), ref)  # NaN where the scalar kernel has NaN
+
+
+def test_exp_replica_check_sees_a_wrong_table(monkeypatch):
+    _need_exact_exp("sinh")
+    x = np.linspace(-20, 20, 20001)
+    a, b = np.empty_like(x), np.empty_like(x)
+    ln._exp_pair(x, a, b, ln._EXP_TAIL, ln._EXP_HBITS)
+    assert np.array_equal(a.view(np.int64), b.view(np.int64))
+    hbits = ln._EXP_HBITS.copy()
+    hbits[37] += 1  # one entry of 2^(k/128) off by one ulp
+    ln._exp_pair(x, a, b, ln._EXP_TAIL, hbits)
+    assert not np.array_equal(a.view(np.int64), b.view(np.int64))
+    monkeypatch.setattr(ln, "_EXP_OK", [])
+    monkeypatch.setattr(ln, "_EXP_HBITS", hbits)
+    assert not ln._exp_replica_ok() and not ln._use_lanes(16, "sinh") and ln._use_lanes(16, "cubic")
+
+
+@pytest.mark.parametrize("method,act", [("sgd", "sinh"), ("sam", "sinh"), ("sgd", "cubic"), ("sam", "cubic")])
+def test_run_with_lanes_equals_run_with_the_scalar_kernel(monkeypatch, method, act):
+    _need_exact_exp(act)
+    C, T = 6, 3000
+    theta0, X, y, eta, s, rho = _lane_problem(C, 3, 3, act, seed=4)
+    kw = dict(eta=eta, s=s, steps=T, record_every=T // 3, seed=9, method=method, rho=rho, act=act, progress=False)
+    assert ln._use_lanes(C, act)
+    fast = ln.run(theta0, X, y, **kw)
+    monkeypatch.setattr(ln, "LANES_MIN_CHAINS", 10**9)
+    slow = ln.run(theta0, X, y, **kw)
+    assert np.array_equal(fast.theta, slow.theta) and np.array_equal(fast.F, slow.F)
+    # skipping the normals of the s = 0 chain changes nothing: the scalar kernel fed every stream in full agrees
+    u, eps = ln.ChainNoise(9, C).draw(T)
+    full = theta0.copy()
+    ln._run_chunk_scalar(full, X, y, eta, s, rho, u, eps, ln.METHODS[method], ln.KERNEL_ACTIVATIONS[act])
+    assert np.array_equal(fast.theta[-1], full)
+
+
+def test_noise_without_normals_keeps_every_stream():
+    u, eps = ln.ChainNoise(2, 3).draw(100)
+    u2, eps2 = ln.ChainNoise(2, 3).draw(100, normals=[True, False, True])
+    assert np.array_equal(u, u2) and np.array_equal(eps[[0, 2]], eps2[[0, 2]]) and not eps2[1].any()
+    with pytest.raises(ValueError, match="one bool per chain"):
+        ln.ChainNoise(2, 3).draw(10, normals=[True])

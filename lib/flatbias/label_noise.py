@@ -8,8 +8,14 @@ One step of chain c, with the per-sample loss ℓ_i(θ) = ½(f_θ(x_i) − y_i �
     1-SAM (§C.3):     θ' = θ + ρ g/(‖g‖ + 1e-12), g = ∇ℓ_i(θ);  θ ← θ − η ∇ℓ_i(θ')
 
 The per-sample gradient is in closed form, ∇_{θ_j} ℓ_i = r φ'(θ_jᵀx_i) x_i, and the loop over steps is compiled
-with numba (one core, chains one after the other; a batched torch scan over chains was measured and is slower
-for the few-dozen-chain, many-step runs paper 1 needs: see ``benchmarks/label_noise_kernel.py``).
+with numba, on one core. Two kernels take the same steps: :func:`_run_chunk_scalar`, the reference (chains one after
+the other), and :func:`_run_chunk_lanes`, which :func:`run` uses for two chains or more: all chains at once, with
+the lanes (neuron, chain) innermost so that LLVM vectorizes them, and glibc's exp written out in arithmetic (libm's
+exp is an opaque call, and numba has no vector exp without Intel's SVML). The lane kernel repeats every
+floating-point operation of the scalar one in the same order, so both give the same bits (tested chain for chain);
+where the replica of exp cannot be trusted (another libm, or an argument beyond its range) the scalar kernel runs.
+A batched torch scan over chains was measured and is slower for the few-dozen-chain, many-step runs paper 1 needs
+(see ``benchmarks/label_noise_kernel.py``).
 
 Randomness: chain c draws its sample indices and its noise from two numpy PCG64 streams spawned from
 ``SeedSequence(seed)`` with spawn key (c,), so a chain's trajectory depends only on ``seed`` and c (not on the
@@ -28,7 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numba import njit
+from llvmlite import ir as llvm_ir
+from numba import njit, types
+from numba.extending import intrinsic
 from tqdm import tqdm  # plain tqdm: stderr bars, off when not a terminal (no widget warnings in the book)
 
 from . import validate as vd
@@ -41,7 +49,7 @@ METHODS = {"sgd": 0, "sam": 1}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the compiled kernel
+# the compiled kernels
 
 
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
@@ -54,9 +62,10 @@ def _phi_dphi(z, act):
 
 
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
-def _run_chunk(theta, X, y, eta, s, rho, u, eps, method, act):  # pragma: no cover - compiled
-    """Advance every chain by u.shape[1] steps in place. theta (C,m,d), X (C,n,d), y (C,n), eta/s/rho (C,),
-    u (C,K) uniforms in [0,1) choosing the sample, eps (C,K) standard normals."""
+def _run_chunk_scalar(theta, X, y, eta, s, rho, u, eps, method, act):  # pragma: no cover - compiled
+    """The reference kernel (scalar, chains one after the other). Advance every chain by u.shape[1] steps in place.
+    theta (C,m,d), X (C,n,d), y (C,n), eta/s/rho (C,), u (C,K) uniforms in [0,1) choosing the sample, eps (C,K)
+    standard normals."""
     C, m, d = theta.shape
     n = X.shape[1]
     K = u.shape[1]
@@ -108,6 +117,217 @@ def _run_chunk(theta, X, y, eta, s, rho, u, eps, method, act):  # pragma: no cov
         theta[c] = th
 
 
+# glibc's exp (sysdeps/ieee754/dbl-64/e_exp.c, ARM optimized-routines; 128-entry table, degree-5 polynomial) written
+# out operation by operation, with the fused multiply-adds of the x86-64 FMA build (__exp_fma, chosen on CPUs with
+# FMA: its disassembly fuses exactly the products below). Being pure arithmetic it inlines into the lane loops,
+# where ``math.exp`` is an opaque libm call. It is used only after :func:`_exp_replica_ok` found it bit-identical
+# to the ``math.exp`` of this process on a fixed set of inputs (another libm, or a CPU without FMA: the scalar
+# kernel runs instead). It is valid for |x| < 512 (glibc's main path): the lane kernel flags larger or NaN
+# arguments and that chunk is redone by the scalar kernel.
+
+_EXP_INVLN2N = float.fromhex("0x1.71547652b82fep+7")  # N/ln 2, N = 128
+_EXP_NEGLN2HI = -float.fromhex("0x1.62e42fefa0000p-8")
+_EXP_NEGLN2LO = -float.fromhex("0x1.cf79abc9e3b3ap-47")
+_EXP_SHIFT = float.fromhex("0x1.8p52")
+_EXP_C2, _EXP_C3 = float.fromhex("0x1.ffffffffffdbdp-2"), float.fromhex("0x1.555555555543cp-3")
+_EXP_C4, _EXP_C5 = float.fromhex("0x1.55555cf172b91p-5"), float.fromhex("0x1.1111167a4d017p-7")
+
+
+def _exp_table() -> tuple[np.ndarray, np.ndarray]:
+    """glibc's table: 2^(k/128) = H_k (1 + T_k), H_k the nearest double; returns T_k and bits(H_k) − k·2^45 (k < 128),
+    computed in 60-digit decimal arithmetic (equal, entry for entry, to glibc 2.36's __exp_data.tab)."""
+    from decimal import Decimal, localcontext
+
+    tail, hbits = np.empty(128), np.empty(128, dtype=np.int64)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for k in range(128):
+            v = Decimal(2) ** (Decimal(k) / 128)
+            h = float(v)  # correctly rounded
+            tail[k] = float((v - Decimal(h)) / Decimal(h))
+            hbits[k] = int(np.float64(h).view(np.int64)) - (k << 45)
+    return tail, hbits
+
+
+_EXP_TAIL, _EXP_HBITS = _exp_table()
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # pragma: no cover - compiled
+    """a·b + c rounded once (llvm.fma; vfmadd on x86-64)."""
+    def codegen(context, builder, signature, args):
+        f64 = llvm_ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], llvm_ir.FunctionType(f64, [f64, f64, f64]))
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@intrinsic
+def _bits(typingctx, a):  # pragma: no cover - compiled
+    """The bits of a float64 as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, a):  # pragma: no cover - compiled
+    """The float64 with the bits of an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+def _exp_replica(x, tail, hbits):  # pragma: no cover - compiled
+    """glibc's exp(x) for |x| < 512, scalar (the lane kernel splits it into three passes, same operations)."""
+    kr = _fma(x, _EXP_INVLN2N, _EXP_SHIFT)
+    k = _bits(kr)
+    kd = kr - _EXP_SHIFT
+    r = _fma(kd, _EXP_NEGLN2LO, _fma(kd, _EXP_NEGLN2HI, x))
+    i = k & 127
+    r2 = r * r
+    tmp = _fma(r2 * r2, _fma(r, _EXP_C5, _EXP_C4), _fma(r2, _fma(r, _EXP_C3, _EXP_C2), tail[i] + r))
+    scale = _from_bits(hbits[i] + (k << 45))
+    return _fma(scale, tmp, scale)
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
+def _exp_pair(x, out_replica, out_libm, tail, hbits):  # pragma: no cover - compiled
+    for q in range(x.size):
+        out_replica[q] = _exp_replica(x[q], tail, hbits)
+        out_libm[q] = math.exp(x[q])
+
+
+_EXP_OK: list = []
+
+
+def _exp_replica_ok() -> bool:
+    """Whether the replica is bit-identical to this process's ``math.exp`` (as compiled by numba) on a fixed set
+    of 2·10⁵ inputs: every table entry (the grid k ln2/128 ± tiny), random points in [−40, 40] and [−511, 511],
+    and tiny ones. Decided once per process."""
+    if not _EXP_OK:
+        rng = np.random.default_rng(20240601)
+        grid = np.arange(-128 * 12, 128 * 12) * (math.log(2) / 128)
+        x = np.concatenate([grid, np.nextafter(grid, np.inf), np.nextafter(grid, -np.inf),
+                            rng.uniform(-40, 40, 150_000), rng.uniform(-511, 511, 30_000), rng.normal(0, 1e-9, 1000),
+                            [0.0, -0.0, 5e-324, 1e-300, 2.0**-54, -(2.0**-54), 511.9, -511.9]])
+        a, b = np.empty_like(x), np.empty_like(x)
+        _exp_pair(x, a, b, _EXP_TAIL, _EXP_HBITS)
+        _EXP_OK.append(bool(np.array_equal(a.view(np.int64), b.view(np.int64))))
+    return _EXP_OK[0]
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+def _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits):  # pragma: no cover - compiled
+    """p = φ(z), dp = φ'(z) elementwise over flat lanes; flag[q] = 1 where |z| ≥ 512 or z is NaN (sinh only).
+    The exp is :func:`_exp_replica` in three passes so that the arithmetic ones vectorize: the table lookups
+    (a gather, which LLVM does not emit for every CPU) have their own scalar pass."""
+    N = z.size
+    if act == 1:
+        for q in range(N):
+            zq = z[q]
+            p[q] = zq + zq * zq * zq / 3.0
+            dp[q] = 1.0 + zq * zq
+        return
+    for q in range(N):
+        x = z[q]
+        flag[q] = flag[q] if abs(x) < 512.0 else 1.0
+        kr = _fma(x, _EXP_INVLN2N, _EXP_SHIFT)
+        k[q] = _bits(kr)
+        kd = kr - _EXP_SHIFT
+        r[q] = _fma(kd, _EXP_NEGLN2LO, _fma(kd, _EXP_NEGLN2HI, x))
+    for q in range(N):
+        i = k[q] & 127
+        tl[q] = tail[i]
+        hb[q] = hbits[i]
+    for q in range(N):
+        rq = r[q]
+        s2 = rq * rq
+        tmp = _fma(s2 * s2, _fma(rq, _EXP_C5, _EXP_C4), _fma(s2, _fma(rq, _EXP_C3, _EXP_C2), tl[q] + rq))
+        scale = _from_bits(hb[q] + (k[q] << 45))
+        e = _fma(scale, tmp, scale)
+        ei = 1.0 / e
+        p[q] = 0.5 * (e - ei)
+        dp[q] = 0.5 * (e + ei)
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", boundscheck=False)
+def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits):  # pragma: no cover - compiled
+    """The same steps as :func:`_run_chunk_scalar`, every chain at once: chains are the innermost (SIMD) index.
+
+    th (d, Q) holds θ laid out (d, m, C) in its first m·C lanes (lane q = j·C + c) and zeros in the rest (Q ≥ m·C,
+    padding so that the lane loops have no scalar remainder); it is updated in place. X (n, d, C), y (n, C),
+    eta/s/rho (C,), u/eps (C, K) as for the scalar kernel. Every floating-point operation of a chain is the scalar
+    kernel's, in the same order (sums start at 0.0 and run over j and k in order, no contraction except glibc's
+    own FMAs inside exp), so the result is bit-identical. Returns 1.0 if some argument of exp was ≥ 512 in
+    magnitude or NaN (the replica is not valid there: redo the chunk with the scalar kernel), else 0.0."""
+    n, d, C = X.shape
+    Q = th.shape[1]
+    K = u.shape[1]
+    lane = np.empty(Q, dtype=np.int64)  # the chain of lane q; padding lanes point to column C of x and g (zeros)
+    for q in range(Q):
+        lane[q] = q % C if q < m * C else C
+    x = np.zeros((d, C + 1))
+    xr = np.empty((d, Q))  # x replicated over the m neurons: the z and update loops run over all lanes
+    xx, yi, a = np.empty(C), np.empty(C), np.empty(C)
+    g = np.zeros(C + 1)
+    z, p, dp, w = np.empty(Q), np.empty(Q), np.empty(Q), np.empty(Q)
+    r, tl = np.empty(Q), np.empty(Q)
+    k, hb = np.empty(Q, dtype=np.int64), np.empty(Q, dtype=np.int64)
+    flag = np.zeros(Q)
+    for t in range(K):
+        for c in range(C):  # the sample of each chain (a gather: scalar)
+            i = int(u[c, t] * n)
+            if i >= n:
+                i = n - 1
+            yi[c] = y[i, c]
+            acc = 0.0
+            for kk in range(d):
+                v = X[i, kk, c]
+                x[kk, c] = v
+                acc += v * v
+            xx[c] = acc
+        for kk in range(d):
+            for q in range(Q):
+                xr[kk, q] = x[kk, lane[q]]
+        for q in range(Q):
+            z[q] = 0.0
+        for kk in range(d):
+            for q in range(Q):
+                z[q] += th[kk, q] * xr[kk, q]
+        _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
+        for c in range(C):  # f = Σ_j φ(z_j) in the order j = 0, 1, ...; g = f − y_i − s ε
+            f = 0.0
+            for j in range(m):
+                f += p[j * C + c]
+            g[c] = f - yi[c] - s[c] * eps[c, t]
+        if method == 1:  # 1-SAM (SPEC §C.3), as in the scalar kernel
+            for c in range(C):
+                sq = 0.0
+                for j in range(m):
+                    sq += dp[j * C + c] * dp[j * C + c]
+                gnorm = abs(g[c]) * math.sqrt(sq * xx[c])
+                a[c] = rho[c] * g[c] / (gnorm + 1e-12)
+            for j in range(m):
+                for c in range(C):
+                    z[j * C + c] = z[j * C + c] + a[c] * dp[j * C + c] * xx[c]
+            _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
+            for c in range(C):
+                f = 0.0
+                for j in range(m):
+                    f += p[j * C + c]
+                g[c] = f - yi[c] - s[c] * eps[c, t]
+        for c in range(C):
+            g[c] = eta[c] * g[c]
+        for q in range(Q):
+            w[q] = g[lane[q]] * dp[q]  # w_j = η r φ'(z_j); 0 on the padding lanes, whose θ stays 0
+        for kk in range(d):
+            for q in range(Q):
+                th[kk, q] -= w[q] * xr[kk, q]
+    return 1.0 if flag.max() > 0.0 else 0.0
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # randomness shared by the kernel and the reference loop
 
@@ -125,15 +345,23 @@ class ChainNoise:
             self._gens.append((np.random.Generator(np.random.PCG64(idx_seq)),
                                np.random.Generator(np.random.PCG64(eps_seq))))
 
-    def draw(self, K: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next K uniforms and K normals of every chain, shapes (C, K); chunk-size independent streams."""
+    def draw(self, K: int, normals=None) -> tuple[np.ndarray, np.ndarray]:
+        """The next K uniforms and K normals of every chain, shapes (C, K); chunk-size independent streams.
+
+        ``normals`` (optional, one bool per chain): where False, that chain's normals are not drawn (its row of
+        eps is 0 and its normal stream does not advance). :func:`run` skips them for chains with s = 0, whose
+        steps do not depend on them (s·ε = ±0 leaves f − y unchanged, bit for bit)."""
         K = vd.integer("K", K, 0)
         C = len(self._gens)
+        need = np.ones(C, dtype=bool) if normals is None else np.asarray(normals, dtype=bool)
+        if need.shape != (C,):
+            raise vd.InvalidArgumentError(f"normals must hold one bool per chain, shape ({C},); got {need.shape}")
         u = np.empty((C, K))
-        eps = np.empty((C, K))
+        eps = np.empty((C, K)) if need.all() else np.zeros((C, K))
         for c, (gi, ge) in enumerate(self._gens):
             gi.random(out=u[c])
-            ge.standard_normal(out=eps[c])
+            if need[c]:
+                ge.standard_normal(out=eps[c])
         return u, eps
 
 
@@ -182,6 +410,54 @@ def _check_batch(theta0, X, y, theta_name: str = "θ0"):
 
 # ----------------------------------------------------------------------------------------------------------------
 # the driver
+
+
+#: below this many chains the scalar kernel is faster (lanes of the SIMD kernel stay empty; measured in
+#: ``benchmarks/label_noise_kernel.py``)
+LANES_MIN_CHAINS = 2
+#: the lane count m·C is padded to a multiple of this (4 AVX2 lanes × LLVM's interleave of 4)
+LANE_PAD = 16
+
+
+def _use_lanes(C: int, act: str) -> bool:
+    """Whether :func:`run` steps with the lane kernel: enough chains, and (sinh) an exp replica that is exact here."""
+    return C >= LANES_MIN_CHAINS and (act != "sinh" or _exp_replica_ok())
+
+
+class _Lanes:
+    """θ in the lane kernel's layout (d, Q): (d, m, C) flattened, padded with zero lanes to a multiple of LANE_PAD.
+    :meth:`step` advances it one chunk; a chunk where the exp replica is not valid (an argument ≥ 512 in magnitude,
+    or NaN: the run is diverging) is redone from its start by the scalar kernel, so every chunk's result is the
+    scalar kernel's, bit for bit."""
+
+    def __init__(self, theta, X, y, act: str):
+        self.C, self.m, self.d = theta.shape
+        Q = -(-self.m * self.C // LANE_PAD) * LANE_PAD
+        self.th = np.zeros((self.d, Q))
+        self.set_theta(theta)
+        self.X, self.y = X, y
+        self.XL = np.ascontiguousarray(X.transpose(1, 2, 0))
+        self.yL = np.ascontiguousarray(y.T)
+
+    def set_theta(self, theta) -> None:
+        self.th[:, :self.m * self.C] = theta.transpose(2, 1, 0).reshape(self.d, self.m * self.C)
+
+    def theta(self) -> np.ndarray:
+        mC = self.m * self.C
+        return np.ascontiguousarray(self.th[:, :mC].reshape(self.d, self.m, self.C).transpose(2, 1, 0))
+
+    def kernel(self, eta, s, rho, u, eps, method: int, act: int) -> float:
+        """One chunk of the lane kernel alone (no fallback); its flag."""
+        return _run_chunk_lanes(self.th, self.m, self.XL, self.yL, eta, s, rho, u, eps, method, act, _EXP_TAIL,
+                                _EXP_HBITS)
+
+    def step(self, eta, s, rho, u, eps, method: int, act: int) -> None:
+        start = self.th.copy()
+        if self.kernel(eta, s, rho, u, eps, method, act):
+            self.th = start
+            theta = self.theta()
+            _run_chunk_scalar(theta, self.X, self.y, eta, s, rho, u, eps, method, act)
+            self.set_theta(theta)
 
 
 @dataclass
@@ -252,15 +528,22 @@ def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed: int = 0, m
     snaps[0] = theta
     chunk = record_every
     sub = max(1, min(chunk, 1 << 16))  # draw the noise in blocks of at most 65 536 steps per chain
+    stepper = _Lanes(theta, X, y, act) if _use_lanes(C, act) else None
+    code, acode = METHODS[method], KERNEL_ACTIVATIONS[act]
     t0 = time.perf_counter()
     for r in tqdm(range(R), disable=progress is False if progress is not None else None, leave=False,
                   desc=f"{method} x{C} chains"):
         done = 0
         while done < chunk:
             K = min(sub, chunk - done)
-            u, eps = noise.draw(K)
-            _run_chunk(theta, X, y, eta_a, s_a, rho_a, u, eps, METHODS[method], KERNEL_ACTIVATIONS[act])
+            u, eps = noise.draw(K, normals=s_a != 0)
+            if stepper is None:
+                _run_chunk_scalar(theta, X, y, eta_a, s_a, rho_a, u, eps, code, acode)
+            else:
+                stepper.step(eta_a, s_a, rho_a, u, eps, code, acode)
             done += K
+        if stepper is not None:
+            theta = stepper.theta()
         if not np.all(np.isfinite(theta)):
             raise FloatingPointError(f"the iterates diverged (NaN/inf) before step {(r + 1) * record_every}: "
                                      "use a smaller step size eta or label noise s")
