@@ -288,3 +288,14 @@ def test_each_validity_condition_alone_makes_its_claim_inconclusive(nb, protocol
     for v in protocol.validity:
         ev = protocol.evaluate(claims.flip_validity(protocol, measured, v.key), "full")
         assert v.key in ev.why_inconclusive(v.claim) or v.what in ev.why_inconclusive(v.claim)
+
+
+def test_a_record_measuring_a_dropped_check_is_stale_but_still_renders(tmp_path):
+    p = _protocol()
+    path = chapter_record.write(p, {"x": 0.5}, {}, 1.0, root=tmp_path, folder=COMMITTED(tmp_path))
+    rec = json.loads(path.read_text())
+    rec["metrics"]["checks"]["old_check"] = 1.0  # declared by an earlier PROTOCOL, since removed
+    path.write_text(json.dumps(rec))
+    paper = chapter_record.load(p, tmp_path)
+    assert "it measures checks the PROTOCOL no longer declares: old_check" in paper.stale
+    assert paper.evaluation.status("c") == "reproduced"

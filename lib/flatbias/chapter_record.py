@@ -169,6 +169,9 @@ def stale_reasons(record: Mapping, protocol: Protocol, root: str | Path | None =
         reasons.append("the fingerprint has no hash of the chapter's code cells")
     elif fp["chapter_code"] != code:
         reasons.append(f"the code cells of notebooks/{protocol.chapter}.py changed")
+    gone = sorted(set(record.get("metrics", {}).get("checks", {})) - set(protocol.measured_keys()))
+    if gone:
+        reasons.append(f"it measures checks the PROTOCOL no longer declares: {', '.join(gone)}")
     prov = record.get("provenance", {})
     commit = str(prov.get("commit", "unknown"))
     if prov.get("allow_dirty"):
@@ -247,7 +250,12 @@ class PaperScale:
 
     @property
     def evaluation(self) -> Evaluation:
-        measured = None if self.record is None else self.record["metrics"]["checks"]
+        """The record's values judged by the protocol. A stale record may measure checks the protocol no longer
+        declares: those are left out (its staleness is shown, and fails the tests), so the page still renders."""
+        if self.record is None:
+            return self.protocol.evaluate(None, "full")
+        declared = set(self.protocol.measured_keys())
+        measured = {k: v for k, v in self.record["metrics"]["checks"].items() if k in declared}
         return self.protocol.evaluate(measured, "full")
 
     @property

@@ -462,12 +462,10 @@ class Protocol:
             rows.append(row(f"`{k}`{note}", repr(s.smoke), repr(s.full), s.source))
         rows += ["", row("claim", "kind", "statement", "the paper's words, or what is ours"), "|---|---|---|---|"]
         for cl in self.claims:
-            if cl.quote:
-                words = f"“{cl.quote}” ({cl.locator})"
-            elif cl.ours_part:
-                words = f"ours: {cl.ours_part} ({cl.source})"
-            else:
-                words = cl.source
+            parts = [f"“{cl.quote}” ({cl.locator})"] if cl.quote else []
+            if cl.ours_part:
+                parts.append(f"ours: {cl.ours_part} ({cl.source})")
+            words = "; ".join(parts) or cl.source
             rows.append(row(f"`{self.claim_id(cl.key)}`", cl.kind, cl.statement, words))
         rows += ["", row("check", "claim", "role", "criterion", "source", "two runs agree to"),
                  "|---|---|---|---|---|---|"]
