@@ -36,95 +36,8 @@ if "google.colab" in sys.modules:
     url = "git+https://github.com/flatbias/flatbias-book"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
-
-# %% [markdown]
-# ## Protocol
-#
-# Declared before anything runs. The paper-scale claims are judged only on records of the full
-# protocol (a GPU's work; {doc}`../book/reproduce`); the smoke run checks the pipeline against
-# independent computations.
-
-# %% tags=["protocol"]
-from flatbias.claims import Check, Claim, Criterion, Protocol, Setting, same
-
-PROTOCOL = Protocol(
-    chapter="17_sam_vs_sgd_cifar10",
-    settings={
-        "protocol": Setting("smoke: 1 epoch on 200 images",
-                            "full: 200 epochs, lr 0.1, batch 128, milestones 100, 150",
-                            "paper", "the authors' code"),
-        "optimizers": same(["SGD", "SAM ρ=0.05", "SAM ρ=0.1", "SAM ρ=0.2"], "paper"),
-        "seeds": Setting([0], [42, 43, 44], "ours", "the authors' code: seed 42"),
-        "precision": same("tf32", "ours", "PyTorch's defaults, as the authors' ran"),
-        "rank_threshold": same(0.999, "paper", "explained variance, feature rank"),
-    },
-    claims=[
-        Claim("rank",
-              "ResNet-18 on CIFAR-10: SAM (ρ=0.2) ends with a lower feature rank "
-              "than SGD", "Paper 2, rebuttal table (SPEC §B.9)"),
-        Claim("proxy",
-              "SAM (ρ=0.2) ends with a larger gradient-coherence proxy than SGD",
-              "Paper 2, rebuttal table (SPEC §B.9); the direction is our reading",
-              reading="ours"),
-    ],
-    checks=[
-        Check("rank_gap", "final rank@99.9%, SGD minus SAM ρ=0.2 (mean over seeds)",
-              Criterion(">", 0, "paper"), claim="rank"),
-        Check("proxy_gap", "final proxy (100 images), SAM ρ=0.2 minus SGD (mean)",
-              Criterion(">", 0, "ours"), claim="proxy"),
-        Check("format", "CIFAR-10 shapes, dtype and class counts as the official set",
-              Criterion("==", True, "ours"), role="guard"),
-        Check("params", "the paper's ResNet-18 has 11,181,642 parameters",
-              Criterion("==", True, "ours"), role="guard"),
-        Check("bounds", "rank in [1, 512] and monotone; proxy in [1, n]; finite losses",
-              Criterion("==", True, "ours"), role="guard"),
-        Check("rank_vs_svd", "feature rank = rank from an SVD of the same features",
-              Criterion("==", True, "ours"), role="guard"),
-        Check("proxy_vs_single", "proxy vs single-sample backward passes (max rel.)",
-              Criterion("<", 1e-4, "ours"), role="guard", fmt=".1e"),
-        Check("sam_vs_two_pass",
-              "one SAM step vs the plain two-pass step, float64 (rel.)",
-              Criterion("<", 1e-5, "ours"), role="guard", fmt=".1e"),
-        Check("precision_order",
-              "SAM's correction: bf16 < TF32 < exact; gradient cos > 0.9",
-              Criterion("==", True, "ours"), role="guard"),
-    ],
-)
-PROTOCOL
-
-# %% tags=["hide-input"]
-import copy
-import time
-
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import torch
-from myst_nb import glue
-
-from flatbias import cifar, feature_rank, grad_coherence, precision, repro, resnet
-from flatbias import cifar_results as cr
-from flatbias import cifar_sweep as sweep
-from flatbias import cifar_train as ct
-from flatbias.records import repo_root
-from flatbias.sam import reference_step
-from flatbias.scale import get_scale
-from flatbias.style import set_style
-from flatbias import chapter_record, verdict
-from flatbias.verdict import PlainText
-
-scale = get_scale(scale)
-P = PROTOCOL.at(scale)
-set_style()
-t_start = time.perf_counter()
-repro.seed_everything(0)
-RESULTS = repo_root() / "results" / "cifar10"
-# $FLATBIAS_CIFAR10, else ../shared/data/cifar10-jpeg.tar.gz, data/, ... (else an error)
-data = cifar.load()
-print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.layout} "
-      f"layout), {len(data.y_train)} train / {len(data.y_test)} test images")
 
 # %% [markdown]
 # ## The claim and the two measurements
@@ -145,9 +58,11 @@ print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.lay
 # :label: thm-cifar-sam-rank
 #
 # Trained with SAM at $\rho=0.2$, ResNet-18 learns CIFAR-10 features of lower rank than with SGD
-# (128.7 vs 148.3 ± 3.2 at 99.9 %). The coherence proxy changes with $\rho$ (1.0045 for SGD up to 1.0907 at
-# $\rho=0.2$ in the table; the secondary sources say it *decreases* with $\rho$, so its direction is reported,
-# not asserted).
+# (128.7 vs 148.3 ± 3.2 at 99.9 %): "we find that the feature rank decrease as expected" (the rebuttal). The
+# coherence proxy grows with $\rho$ in the same table (1.0045 for SGD up to 1.0907 at $\rho=0.2$), but the
+# rebuttal's text states no direction and a reviewer's summary of the paper's two-layer experiment says "SAM
+# achieves lower coherence". So "SAM ends with a larger proxy" is tested as **a hypothesis of ours** (claim
+# `proxy`, kind ours: it holds or does not hold), not as the paper's claim.
 # ```
 #
 # | part of the setting | source |
@@ -163,6 +78,127 @@ print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.lay
 # | TF32 convolutions and float32 elsewhere, PyTorch's defaults on an Ampere or later GPU: see {ref}`cifar-precision` | **our reconstruction**: their code does not change PyTorch's defaults |
 # | a reduced protocol: 1 seed, 30 epochs, MultiStepLR [15, 23] | **our choice** (spec B.9), a cheaper look, not the paper's numbers |
 # | CIFAR-10 read from the official archive or a JPEG mirror (development and CI) | ours; every record names which, and so do the tables below |
+
+# %% [markdown]
+# ## Protocol
+#
+# Declared before anything runs. The paper-scale claims are judged only on records of the full
+# protocol (a GPU's work; {doc}`../book/reproduce`); the smoke run checks the pipeline against
+# independent computations.
+
+# %% tags=["protocol", "hide-input"]
+from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
+                             Validity, same)
+
+PROTOCOL = Protocol(
+    chapter="17_sam_vs_sgd_cifar10",
+    settings={
+        "protocol": Setting("smoke: 1 epoch on 200 images",
+                            "full: 200 epochs, lr 0.1, batch 128, milestones 100, 150",
+                            "paper", "the authors' code"),
+        "optimizers": same(["SGD", "SAM ρ=0.05", "SAM ρ=0.1", "SAM ρ=0.2"], "paper"),
+        "seeds": Setting([0], [42, 43, 44], "ours", "the authors' code: seed 42"),
+        "precision": same("tf32", "ours", "PyTorch's defaults, as the authors' ran"),
+        "rank_threshold": same(0.999, "paper", "explained variance, feature rank"),
+    },
+    claims=[
+        Claim("rank",
+              "ResNet-18 on CIFAR-10: SAM (ρ=0.2) ends with a lower feature rank "
+              "than SGD (the rebuttal's table: 128.7 vs 148.3 ± 3.2)",
+              "Paper 2, the authors' rebuttal (its CIFAR-10 table)", kind="paper",
+              quote="According to our experiments, we find that the feature rank "
+                    "decrease as expected",
+              locator="authors' rebuttal to reviewer k5uF, 'Limited Empirical "
+                      "Scope', the paragraph after its table"),
+        Claim("proxy",
+              "SAM (ρ=0.2) ends with a larger gradient-coherence proxy than SGD: the "
+              "direction of the rebuttal's table (1.0045 vs 1.0907), a hypothesis of "
+              "ours; the rebuttal's text states no direction, and a reviewer "
+              "summarizes the paper's two-layer experiment as 'SAM achieves lower "
+              "coherence'", "ours (from the rebuttal's table)", kind="ours",
+              quote="the approximated coherence measure also closely follow the "
+                    "training process despite milder trends due to the approximation",
+              locator="authors' rebuttal to reviewer k5uF (the rebuttal's words, "
+                      "not the paper's)"),
+    ],
+    checks=[
+        Check("rank_gap", "final rank@99.9%, SGD minus SAM ρ=0.2 (mean over seeds)",
+              Criterion(">", 0, "paper"), claim="rank", tolerance=0.5),
+        Check("proxy_gap", "final proxy (100 images), SAM ρ=0.2 minus SGD (mean)",
+              Criterion(">", 0, "ours"), claim="proxy", tolerance=1.0),
+        Check("format", "CIFAR-10 shapes, dtype and class counts as the official set",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("params", "the paper's ResNet-18 has 11,181,642 parameters",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("bounds", "rank in [1, 512] and monotone; proxy in [1, n]; finite losses",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("rank_vs_svd", "feature rank = rank from an SVD of the same features",
+              Criterion("==", True, "ours"), role="guard"),
+        Check("proxy_vs_single", "proxy vs single-sample backward passes (max rel.)",
+              Criterion("<", 1e-4, "ours"), role="guard", fmt=".1e", tolerance=1.0),
+        Check("sam_vs_two_pass",
+              "one SAM step vs the plain two-pass step, float64 (rel.)",
+              Criterion("<", 1e-5, "ours"), role="guard", fmt=".1e", tolerance=1.0),
+        Check("precision_order",
+              "SAM's correction: bf16 < TF32 < exact; gradient cos > 0.9",
+              Criterion("==", True, "ours"), role="guard"),
+    ],
+    validity=[
+        Validity("seeds_rank", "seeds of the full protocol that both SGD and SAM "
+                 "ρ=0.2 have a final rank for", Criterion(">=", 3, "ours",
+                                                          "the table's three seeds"),
+                 kind="power", claim="rank", fmt=".0f", tolerance="exact"),
+        Validity("seeds_proxy", "seeds of the full protocol that both SGD and SAM "
+                 "ρ=0.2 have a final 100-image proxy for",
+                 Criterion(">=", 3, "ours", "the table's three seeds"),
+                 kind="power", claim="proxy", fmt=".0f", tolerance="exact"),
+    ],
+    changes=[
+        Change("proxy", "a reading (old form) with an asserted direction, while "
+               "the text called the direction reported, not asserted",
+               "kind ours, tested as our hypothesis (holds / does not hold)",
+               "the rebuttal's text states no direction and a reviewer's summary "
+               "says the opposite; the protocol now says what the text says"),
+        Change("rank", "old form (paper, no quote)", "paper, quoting the rebuttal",
+               "the second rule of claims"),
+        Change("validity", "none", "seeds_rank, seeds_proxy (≥ 3 seeds)",
+               "a comparison of one seed has no power: inconclusive, not a verdict"),
+    ],
+)
+PROTOCOL
+
+# %% tags=["hide-input"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from myst_nb import glue
+
+from flatbias import (chapter_record, cifar, precision, repro, resnet, sam_sgd_gaps,
+                      verdict)
+from flatbias import cifar_results as cr
+from flatbias import cifar_sweep as sweep
+from flatbias import cifar_train as ct
+from flatbias import resnet_crosscheck as crosscheck
+from flatbias.records import repo_root
+from flatbias.scale import get_scale
+from flatbias.style import set_style
+from flatbias.verdict import PlainText
+
+scale = get_scale(scale)
+P = PROTOCOL.at(scale)
+set_style()
+t_start = time.perf_counter()
+
+# %% tags=["hide-input"]
+repro.seed_everything(0)
+RESULTS = repo_root() / "results" / "cifar10"
+# $FLATBIAS_CIFAR10, else ../shared/data/cifar10-jpeg.tar.gz, data/, ... (else an error)
+data = cifar.load()
+print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.layout} "
+      f"layout), {len(data.y_train)} train / {len(data.y_test)} test images")
 
 # %% [markdown]
 # ## Runs on a GPU
@@ -200,7 +236,7 @@ print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.lay
 # {doc}`../book/reproduce` has the details. With `BOOK_SCALE=full` on a GPU this chapter first runs the missing
 # records of seed 42 itself.
 
-# %%
+# %% tags=["hide-input"]
 if scale == "full" and torch.cuda.is_available():
     for protocol, extra in (("reduced", []), ("full", ["--coherence-1000", "every"])):
         todo = sweep.plan(protocol, seeds=(ct.AUTHORS_SEED,), extra=extra, out=RESULTS)
@@ -249,6 +285,12 @@ else:
 # at 30 epochs are a first look, not the paper's table, and the claims below are not judged on
 # them.
 #
+# **What the curves and tables of this chapter show today** are these reduced-protocol records:
+# 30-epoch runs of one seed (42), not the paper's protocol. Both claims stay **not yet run** until
+# the 200-epoch table (SGD and SAM $\rho=0.2$, three seeds each) exists; with fewer than three seeds
+# per optimizer they would be **inconclusive** (a validity condition of the protocol), whatever the
+# direction of the gap.
+#
 # When a table above has no "ours" columns, **those runs have not been done yet**: they need a GPU, and this book's
 # build machine has none. Everything that feeds them (data, model, SAM, training loop, both metrics, the sweep
 # and the tables and curves of this chapter) is tested on the CPU; the next section runs the same pipeline at smoke
@@ -263,7 +305,7 @@ else:
 # same for both: same seed, 42). The numbers only show that each stage runs and agrees with an independent
 # computation.
 
-# %%
+# %% tags=["hide-input"]
 SMOKE = dict(epochs=1, subset=200, test_subset=200, coherence_per_class=(1, 2),
              seed=ct.AUTHORS_SEED)
 KINDS = {"SGD": dict(optimizer="sgd", metrics_at_start=True),
@@ -343,61 +385,19 @@ assert format_ok and params_ok and rank_ok and proxy_ok and loss_ok
 #   momentum and weight decay written out.
 
 # %%
-cfg0 = ct.resolve(ct.TrainConfig(**SMOKE), torch.device("cpu"))
+cpu = torch.device("cpu")
+cfg0 = ct.resolve(ct.TrainConfig(**SMOKE), cpu)
 arrays = ct.select(data, cfg0)
 x_all = ct.to_input(torch.as_tensor(arrays["x_train"]), False)
 y_all = torch.as_tensor(arrays["y_train"])
 first10 = torch.as_tensor(cifar.first_per_class(arrays["y_train"], 1))
-checks = []
-for lab, res in smoke.items():
-    model, last = res["model"].eval(), res["history"][-1]
-    with torch.no_grad():
-        feats = torch.cat([model.features(b) for b in torch.split(x_all, 100)])
-    svd = feature_rank.rank_by_svd(feats)
-    G = grad_coherence.gram_by_loop(model, x_all[first10], y_all[first10])
-    loop_proxy = grad_coherence.proxy_from_gram(G)
-    checks.append({"model": lab,
-                   **{f"rank {t:g} (run / SVD)": f"{last['rank'][f'{t:g}']} / {svd[t]}"
-                      for t in feature_rank.THRESHOLDS},
-                   "proxy, 10 imgs (run)": last["coherence_10"],
-                   "proxy (backward loop)": loop_proxy,
-                   "rank_equal": all(last["rank"][f"{t:g}"] == svd[t] for t in svd),
-                   "proxy_rel_diff": abs(loop_proxy / last["coherence_10"] - 1)})
-# one SAM step (rho = 0.2) of the training loop vs the plain reference, same model, in
-# float64 (float32 is too coarse for this model: see below)
-cpu = torch.device("cpu")
+checks = crosscheck.metric_rows(smoke, x_all, y_all, first10)
+# one SAM step (rho = 0.2) of the training loop vs the plain reference, in float64
 sam_cfg = ct.resolve(ct.TrainConfig(optimizer="sam", rho=0.2, **SMOKE), cpu)
-model_a, opt_a, _ = ct.build(sam_cfg, cpu)
-model_a.double()  # the optimizer keeps its parameters (converted in place)
-model_b = copy.deepcopy(model_a)
-flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
-w0 = flat(model_a)
-xb, yb = x_all[:128].double(), y_all[:128]
-ct.train_step(model_a.train(), model_a, opt_a, xb, yb, sam_cfg)
-reference_step(model_b, xb, yb, rho=0.2, lr=sam_cfg.lr, momentum=sam_cfg.momentum,
-               weight_decay=sam_cfg.weight_decay)
-step_a, step_b = flat(model_a) - w0, flat(model_b) - w0
-sam_rel_diff = float((step_a - step_b).norm() / step_b.norm())
-glue("sam_step_rel_diff", PlainText(f"{sam_rel_diff:.0e}"), display=False)
+sam_rel_diff = crosscheck.sam_step_difference(sam_cfg, x_all[:128], y_all[:128])
 # why float64: in float32 SAM's second gradient moves by this much when e grows by 1e-6
-m32 = ct.build(sam_cfg, cpu)[0].train()
-params = list(m32.parameters())
-w = [p.detach().clone() for p in params]
-
-
-def grad_at(shift):
-    with torch.no_grad():
-        for p, wk, sk in zip(params, w, shift):
-            p.copy_(wk + sk)
-    loss = torch.nn.functional.cross_entropy(m32(x_all[:128]), y_all[:128])
-    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
-
-
-g = grad_at([torch.zeros_like(t) for t in w])
-e = [0.2 * gk / g.norm() for gk in torch.split(g, [t.numel() for t in w])]
-e = [ek.view_as(t) for ek, t in zip(e, w)]
-g_e, g_e2 = grad_at(e), grad_at([ek * (1 + 1e-6) for ek in e])
-sensitivity = float((g_e - g_e2).norm() / g_e.norm())
+sensitivity = crosscheck.sam_float32_sensitivity(sam_cfg, x_all[:128], y_all[:128])
+glue("sam_step_rel_diff", PlainText(f"{sam_rel_diff:.0e}"), display=False)
 glue("sam_float32_sensitivity", PlainText(f"{sensitivity:.1%}"), display=False)
 glue("proxy_rel_diff", PlainText(f"{max(c['proxy_rel_diff'] for c in checks):.0e}"),
      display=False)
@@ -453,6 +453,8 @@ fid = pd.DataFrame([
      "below": precision.perturbation_below_resolution(
          model0, x130, y130, rho, bits[fmt])}
     for rho in (0.05, 0.1, 0.2) for fmt in ("bf16", "tf32")])
+
+# %%
 loss0 = torch.nn.functional.cross_entropy(model0(x130), y130)
 g0 = torch.autograd.grad(loss0, list(model0.parameters()))
 # taps that never see an input
@@ -505,19 +507,13 @@ assert ordered and plain_ok and ct.TrainConfig().precision == "tf32"
 # %% [markdown]
 # ## Checks, and the paper-scale record
 #
-# The claims are measured only on records of the full protocol; without them their status is
-# "not yet run". The guards are this build's checks of the pipeline, measured above.
+# The claims are measured only on records of the full protocol (`flatbias.sam_sgd_gaps`); without
+# them their status is "not yet run", and with fewer than three seeds of each optimizer it is
+# "inconclusive". The guards are this build's checks of the pipeline, measured above.
 
 # %%
-def gap(key, a, b):
-    if not have_full:
-        return None
-    return float(cr.final(runs[a], key)[0] - cr.final(runs[b], key)[0])
-
-
 measured = {
-    "rank_gap": gap("rank", "SGD", "SAM ρ=0.2"),
-    "proxy_gap": gap("coherence_100", "SAM ρ=0.2", "SGD"),
+    **sam_sgd_gaps.gaps(runs),  # None where the full-protocol records are missing
     "format": bool(format_ok), "params": bool(params_ok),
     "bounds": bool(rank_ok and proxy_ok and loss_ok), "rank_vs_svd": bool(rank_same),
     "proxy_vs_single": max(c["proxy_rel_diff"] for c in checks),
@@ -529,6 +525,8 @@ smoke_eval.assert_guards()
 wall = time.perf_counter() - t_start
 paper = (chapter_record.paper_scale(PROTOCOL, scale, measured, {}, wall)
          if have_full else chapter_record.load(PROTOCOL))
+
+# %%
 if have_reduced:
     print("reduced protocol, seed 42 (reported, not a check):")
     for lab, recs in reduced.items():
@@ -550,9 +548,16 @@ print(verdict.report(paper, smoke_eval))
 verdict.glue_verdict(paper, smoke_eval);
 
 # %% [markdown]
-# Without full-protocol records the claims are **not checked**, and the claims table says so; the
-# smoke run above only shows that the reader, the paper's ResNet-18, SGD and SAM, and both
-# measurements run end to end and agree with independent computations. Three protocol choices are ours
+# Without full-protocol records the claims are **not yet run**, and the claims table says so: the
+# records this chapter shows are reduced-protocol runs (30 epochs, one seed), which the protocol
+# does not judge. The smoke run above only shows that the reader, the paper's ResNet-18, SGD and
+# SAM, and both measurements run end to end and agree with independent computations. Of the two
+# claims, only the rank is the paper's (the rebuttal's words: "we find that the feature rank
+# decrease as expected"); the direction of the coherence proxy is a hypothesis of ours, read off
+# the rebuttal's table, and is judged as such (holds / does not hold). Two runs of the same
+# protocol on different GPUs are not expected to agree closely: the protocol allows a relative
+# difference of 0.5 in the rank gap and 1 in the proxy gap (the table's own spread across seeds:
+# ± 3–9 ranks on a gap of 20, ± 0.09 on a proxy gap of 0.09). Three protocol choices are ours
 # and would change the numbers: the metrics use un-augmented images (the authors' code measures on randomly
 # augmented ones, so their rank and proxy carry augmentation noise); the proxy uses 100 images as the paper's
 # text says, while the authors' code uses 1000 (the records can hold both, every epoch); and the further seeds
