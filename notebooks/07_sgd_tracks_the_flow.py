@@ -36,118 +36,8 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "git+https://github.com/flatbias/flatbias-book"], check=True)
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
-
-# %% [markdown]
-# ## Protocol
-#
-# Declared before anything runs: the settings at both scales, the claim, and the criterion of every
-# check, each tagged as the paper's or ours. The checks below read their thresholds from here.
-
-# %% tags=["protocol"]
-from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
-
-PROTOCOL = Protocol(
-    chapter="07_sgd_tracks_the_flow",
-    settings={
-        "network": same([10, 3, 3], "paper", "(m, d, n), paper 1's Figure 1"),
-        "s": same(1.0, "ours", "label-noise level; large, so the drift is quick"),
-        "etas": Setting([0.04, 0.02, 0.01], [0.04, 0.02, 0.01, 0.005], "ours",
-                        "step sizes"),
-        "fit_etas": Setting([0.02, 0.01], [0.02, 0.01, 0.005], "ours",
-                            "step sizes of the fits: η·‖∇f_i‖² ≲ 0.3, "
-                            "the expansion's regime"),
-        "draws": Setting(2, 6, "ours", "data draws with λ_min(XXᵀ) ≥ 1e-2"),
-        "chains": Setting(4, 16, "ours", "noise streams per draw and η; F averaged"),
-        "sgd_time": same(4.0, "ours", "flow time c·K each SGD run covers"),
-        "flow_time": same(6.0, "ours", "flow time integrated (SGD may run ahead)"),
-        "flow_rtol": same(1e-10, "ours",
-                          "relative tolerance of the DOP853 integration of the flow"),
-        "flow_grid": same(6001, "ours", "times at which the flow is read (step 0.001)"),
-        "records": same(100, "ours", "records per SGD run"),
-        "fit_floor": same(0.02, "ours", "fit where F − F* > 2 % of F(0) − F*"),
-        "seed": same(0, "ours", "data draws"),
-        "noise_seed": same(3, "ours"),
-    },
-    claims=[
-        Claim("limit", "As η → 0, label-noise SGD on M follows the Riemannian "
-                       "gradient "
-              "flow θ̇ = −grad_M F with step k at flow time c·k, "
-              "c = η²s²/(4n): the fitted constant ĉ → c, its error vanishing in "
-              "proportion to η",
-              "Li, Wang and Arora (SPEC §C.1), applied to Paper 1's network "
-              "(Theorem 1.1's first step)", reading="ours"),
-    ],
-    checks=[
-        Check("slope_lo", "lower end of the 95 % CI of the slope of log|ĉ/c − 1| "
-              "against log η (mean over draws)", Criterion(">=", 0.75, "ours"),
-              claim="limit", fmt=".2f"),
-        Check("slope_hi", "upper end of that 95 % CI",
-              Criterion("<=", 1.25, "ours"), claim="limit", fmt=".2f"),
-        Check("intercept",
-              "ĉ/c extrapolated to η → 0 (line in η per draw, mean over draws)",
-              Criterion("in", (0.95, 1.05), "ours"), claim="limit", fmt=".3f"),
-        Check("gap_slope", "slope of log(max gap of F to the flow) against log η, "
-              "mean over draws", Criterion("in", (0.75, 1.25), "ours"),
-              role="secondary", claim="limit", fmt=".2f"),
-        Check("kernel_vs_autograd",
-              "max |θ| difference, kernel vs autograd loop, 300 steps",
-              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("on_M", "max |f(x_i) − y_i| at the projected SGD iterates",
-              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
-        Check("F_star",
-              "max rel. difference of F* (label_noise vs optimum closed form)",
-              Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
-        Check("flow_energy", "max |F(T) − F(0) + ∫‖grad_M F‖² dt| / (F(0) − "
-                             "F(T)) "
-              "along the flows",
-              Criterion("<=", 1e-6, "ours"), role="guard", fmt=".1e"),
-        Check("flow_on_M", "max |f(x_i) − y_i| along the flows",
-              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
-        Check("const_smallest_eta", "max |ĉ/c − 1| at this run's smallest η",
-              Criterion("<=", 0.5, "ours"), role="guard", fmt=".3f"),
-    ],
-    changes=[
-        Change("criterion of the time-constant check",
-               "|ĉ/c − 1| shrinks monotonically over η and is < 10 % at the "
-               "smallest "
-               "η, on one data draw (set against a measured 9.3 %)",
-               "the slope of |ĉ/c − 1| against η has a 95 % CI within [0.75, 1.25] "
-               "and ĉ/c extrapolates to 1 ± 0.05 at η → 0, over 6 draws",
-               "the old threshold was chosen after the number was seen, and it did not "
-               "test the limit η → 0 itself"),
-        Change("integration of the flow",
-               "Riemannian GD with a fixed step 0.001 (O(h) error); energy identity by "
-               "a trapezoid sum, to 1e-2",
-               "the flow ODE by DOP853 at rtol 1e-10, read every 0.001; energy "
-               "identity integrated along, to 1e-6; the flow kept on M (new guard)",
-               "cost: the fixed-step descent took about a minute per draw, most of "
-               "the chapter's run time; decided before any full-scale run of it"),
-    ],
-)
-PROTOCOL
-
-# %% tags=["hide-input"]
-import time
-
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from myst_nb import glue
-
-from flatbias import chapter_record, optimum, verdict
-from flatbias import label_noise as ln
-from flatbias.scale import get_scale
-from flatbias.style import COLORS, set_style
-
-scale = get_scale(scale)
-P = PROTOCOL.at(scale)
-set_style()
-t_start = time.perf_counter()
-S, (M, D_IN, N) = P["s"], P["network"]
-print(f"scale = {scale}: eta in {P['etas']}, {P['draws']} data draws "
-      f"x {P['chains']} chains, s = {S}")
 
 # %% [markdown]
 # ## The claim
@@ -190,8 +80,153 @@ print(f"scale = {scale}: eta in {P['etas']}, {P['draws']} data draws "
 # | the limiting flow and its time scale | Li–Wang–Arora as SPEC §C.1 states it (**not checked against their text**) |
 # | $m=10$, $d=n=3$, data uniform on $[0,1]$ | paper 1's Figure 1 setting |
 # | $\phi=\sinh$, labels $U[0,1]$, $\theta_j(0)\sim\mathcal{N}(0,I/d)$ retracted onto $\mathcal{M}$ | **our choice** |
-# | $s=1$, the step sizes, the draws, the fit's range | **our choice** (the protocol above) |
+# | $s=1$, the step sizes, the draws, the fit's range | **our choice** (the protocol below) |
+
+# %% [markdown]
+# ## Protocol
 #
+# Declared before anything runs: the settings at both scales, the claims, the criterion of every
+# check and the validity conditions, each tagged as the paper's or ours. The checks below read
+# their thresholds from here.
+
+# %% tags=["protocol", "hide-input"]
+from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
+                             Validity, same)
+
+AVG = 0.05  # relative tolerance of fits on F averaged over many long SGD chains
+PROTOCOL = Protocol(
+    chapter="07_sgd_tracks_the_flow",
+    settings={
+        "network": same([10, 3, 3], "paper", "(m, d, n), paper 1's Figure 1"),
+        "s": same(1.0, "ours", "label-noise level; large, so the drift is quick"),
+        "etas": Setting([0.04, 0.02, 0.01], [0.04, 0.02, 0.01, 0.005], "ours",
+                        "step sizes"),
+        "fit_etas": Setting([0.02, 0.01], [0.02, 0.01, 0.005], "ours",
+                            "step sizes of the fits: 0.04 is left out, there "
+                            "η·‖∇f_i‖² approaches 1"),
+        "draws": Setting(2, 6, "ours", "data draws with λ_min(XXᵀ) ≥ 1e-2"),
+        "chains": Setting(4, 16, "ours", "noise streams per draw and η; F averaged"),
+        "sgd_time": same(4.0, "ours", "flow time c·K each SGD run covers"),
+        "flow_time": same(6.0, "ours", "flow time integrated (SGD may run ahead)"),
+        "flow_rtol": same(1e-10, "ours",
+                          "relative tolerance of the DOP853 integration of the flow"),
+        "flow_grid": same(6001, "ours", "times at which the flow is read (step 0.001)"),
+        "records": same(100, "ours", "records per SGD run"),
+        "fit_floor": same(0.02, "ours", "fit where F − F* > 2 % of F(0) − F*"),
+        "seed": same(0, "ours", "data draws"),
+        "noise_seed": same(3, "ours"),
+    },
+    claims=[
+        Claim("limit", "As η → 0, label-noise SGD on M follows the Riemannian "
+              "gradient flow θ̇ = −grad_M F with step k at flow time c·k, "
+              "c = η²s²/(4n): the fitted constant ĉ extrapolates to c at η = 0",
+              "Li, Wang and Arora's Theorem 4.6, restated in Paper 1, Appendix A "
+              "(formulas lost); its normalization as in SPEC §C.1", kind="reading",
+              quote="Theorem 1.1 is a direct combination of Theorem 4.6 of "
+              "li2021happens, Theorem 3.3, and Theorem 3.5.",
+              locator="Paper 1, Appendix A",
+              ours_part="the constant c = η²s²/(4n) (our normalization of SPEC "
+              "§C.1), the fit of ĉ, the band 1 ± 0.05, the network and s = 1"),
+        Claim("first_order", "At finite η the error of the time constant, "
+              "|ĉ/c − 1|, vanishes in proportion to η",
+              "our expansion of the drift in η (Damian et al.'s regularizer is "
+              "¼ tr∇²L + O(η))", kind="ours"),
+    ],
+    checks=[
+        Check("intercept",
+              "ĉ/c extrapolated to η → 0 (line in η per draw, mean over draws)",
+              Criterion("in", (0.95, 1.05), "ours"), claim="limit", fmt=".3f",
+              tolerance=AVG),
+        Check("slope_lo", "lower end of the 95 % CI of the slope of log|ĉ/c − 1| "
+              "against log η (mean over draws)", Criterion(">=", 0.75, "ours"),
+              claim="first_order", fmt=".2f", tolerance=AVG),
+        Check("slope_hi", "upper end of that 95 % CI",
+              Criterion("<=", 1.25, "ours"), claim="first_order", fmt=".2f",
+              tolerance=AVG),
+        Check("gap_slope", "slope of log(max gap of F to the flow) against log η, "
+              "mean over draws", Criterion("in", (0.75, 1.25), "ours"),
+              role="secondary", claim="first_order", fmt=".2f", tolerance=AVG),
+        Check("kernel_vs_autograd",
+              "max |θ| difference, kernel vs autograd loop, 300 steps",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("on_M", "max |f(x_i) − y_i| at the projected SGD iterates",
+              Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
+        Check("F_star",
+              "max rel. difference of F* (label_noise vs optimum closed form)",
+              Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
+        Check("flow_energy", "max |F(T) − F(0) + ∫‖grad_M F‖² dt| / (F(0) − "
+              "F(T)) along the flows",
+              Criterion("<=", 1e-6, "ours"), role="guard", fmt=".1e"),
+        Check("flow_on_M", "max |f(x_i) − y_i| along the flows",
+              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
+        Check("const_smallest_eta", "max |ĉ/c − 1| at this run's smallest η",
+              Criterion("<=", 0.5, "ours"), role="guard", fmt=".3f"),
+    ],
+    validity=[
+        Validity("draws_limit", "data draws in the mean over draws",
+                 Criterion(">=", 4, "ours", "a mean over fewer draws is not a test"),
+                 "power", "limit", fmt=".0f", tolerance="exact"),
+        Validity("draws_first_order", "data draws in the Student-t interval",
+                 Criterion(">=", 4, "ours", "with fewer, t(0.975) ≥ 4.3 and the "
+                           "interval cannot decide"),
+                 "power", "first_order", fmt=".0f", tolerance="exact"),
+    ],
+    changes=[
+        Change("criterion of the time-constant check",
+               "|ĉ/c − 1| shrinks monotonically over η and is < 10 % at the "
+               "smallest η, on one data draw (set against a measured 9.3 %)",
+               "the slope of |ĉ/c − 1| against η has a 95 % CI within [0.75, 1.25] "
+               "and ĉ/c extrapolates to 1 ± 0.05 at η → 0, over 6 draws",
+               "the old threshold was chosen after the number was seen, and it did not "
+               "test the limit η → 0 itself"),
+        Change("integration of the flow",
+               "Riemannian GD with a fixed step 0.001 (O(h) error); energy identity by "
+               "a trapezoid sum, to 1e-2",
+               "the flow ODE by DOP853 at rtol 1e-10, read every 0.001; energy "
+               "identity integrated along, to 1e-6; the flow kept on M (new guard)",
+               "cost: the fixed-step descent took about a minute per draw, most of "
+               "the chapter's run time; decided before any full-scale run of it"),
+        Change("claims", "one claim 'limit' (ours) with the intercept and the "
+               "slope interval as primaries",
+               "'limit' (our reading of the theorem the paper builds on: the "
+               "intercept) and 'first_order' (ours: the O(η) approach, the slope "
+               "interval and the gap slope)",
+               "the limit is the cited theorem's statement; its first-order "
+               "approach is our expansion, tested as a claim of ours"),
+        Change("validity conditions draws_limit, draws_first_order (power)", "none",
+               "at least 4 data draws", "added after the paper-scale record (6 "
+               "draws) was seen; the smoke scale's 2 draws cannot decide"),
+        Change("note of fit_etas", "η·‖∇f_i‖² ≲ 0.3, the expansion's regime",
+               "0.04 is left out, there η·‖∇f_i‖² approaches 1",
+               "the old note was wrong: at η = 0.02, η·max‖∇f_i‖² is about "
+               "0.6 at "
+               "the start and 0.4 at θ*; no regime condition is declared on it"),
+    ],
+)
+PROTOCOL
+
+# %% tags=["hide-input"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from myst_nb import glue
+
+from flatbias import chapter_record, optimum, verdict
+from flatbias import label_noise as ln
+from flatbias.scale import get_scale
+from flatbias.style import COLORS, set_style
+
+scale = get_scale(scale)
+P = PROTOCOL.at(scale)
+set_style()
+t_start = time.perf_counter()
+S, (M, D_IN, N) = P["s"], P["network"]
+print(f"scale = {scale}: eta in {P['etas']}, {P['draws']} data draws "
+      f"x {P['chains']} chains, s = {S}")
+
+# %% [markdown]
 # ## The flow, for each data draw
 #
 # The flow's ODE $d\theta/d\tau=-\mathrm{grad}_\mathcal{M}F$ (the closed form of
@@ -201,7 +236,7 @@ print(f"scale = {scale}: eta in {P['etas']}, {P['draws']} data draws "
 # carried along, must match the drop of $F$ computed independently, and the flow must stay on
 # $\mathcal{M}$ (guards).
 
-# %%
+# %% tags=["hide-input"]
 prob = ln.draw_problems(draws=P["draws"], raw_draws=0, seed=P["seed"])
 X, y = prob["X"], prob["y"]
 theta0 = ln.retract_batch(prob["theta0"], X, y)  # every chain starts on M
@@ -228,13 +263,16 @@ for p, (t, F) in enumerate(flows):
 # placing each SGD value $F_k$ at the flow time where the flow has the same $F$, and fitting those
 # times against $k$ by a line through 0 (`label_noise.fitted_time_constant`).
 
-# %%
+# %% tags=["hide-input"]
+def c_of(eta):
+    return eta**2 * S**2 / (4 * N)
+
+
 C, R, D = P["chains"], P["records"], len(X)
 rep = lambda a: np.repeat(a, C, axis=0)  # noqa: E731 - rows p*C .. p*C+C-1: draw p
 sgd, residual = {}, 0.0
 for eta in P["etas"]:
-    c = eta**2 * S**2 / (4 * N)
-    K = int(round(P["sgd_time"] / c / R)) * R
+    K = int(round(P["sgd_time"] / c_of(eta) / R)) * R
     res = ln.collapse(rep(theta0), rep(X), rep(y), s_values=[S], steps=K,
                       record_every=K // R, eta=eta, seed=P["noise_seed"],
                       progress=False)
@@ -243,11 +281,7 @@ for eta in P["etas"]:
     residual = max(residual, float(np.abs(f - rep(y)[:, None]).max()))
     sgd[eta] = (res["steps"], res["F_M"][0].reshape(D, C, -1).mean(1))  # (draw, record)
 
-
-def c_of(eta):
-    return eta**2 * S**2 / (4 * N)
-
-
+# %% tags=["hide-input"]
 ratio = np.array([[ln.fitted_time_constant(sgd[e][0], sgd[e][1][p], *flows[p],
                                            F_star[p], P["fit_floor"]) / c_of(e)
                    for e in P["etas"]] for p in range(D)])  # (draw, eta): c_hat / c
@@ -265,7 +299,7 @@ for p in range(D):
 # (the error is proportional to $\eta$). A straight line of $\hat c/c$ in $\eta$ per draw,
 # extrapolated to $\eta=0$, must give $1\pm0.05$ on average (the limit's constant is $c$).
 
-# %%
+# %% tags=["hide-input"]
 use = [P["etas"].index(e) for e in P["fit_etas"]]
 fit_eta = np.array(P["fit_etas"])
 slope = ln.slope_ci(fit_eta, np.abs(ratio[:, use] - 1))
@@ -285,21 +319,21 @@ print(f"slope of the max gap vs eta: {gap_slope['mean']:.2f} +- {gap_slope['se']
 # modules, the flow's energy identity and its distance to $\mathcal{M}$, and the time constant at
 # this run's smallest step.
 
-# %%
+# %% tags=["hide-input"]
 kernel_gap = ln.kernel_reference_gap(theta0[:2], X[:2], y[:2], eta=0.02, s=S, steps=300,
                                      seed=P["noise_seed"])
 F_star_ln = ln.summarize(ln.closed_form_optimum(theta0, X, y)[None], X, y)[1][0]
 measured = {
     "slope_lo": slope["lo"], "slope_hi": slope["hi"],
-    "intercept": float(np.mean(intercepts)),
-    "gap_slope": gap_slope["mean"],
-    "kernel_vs_autograd": kernel_gap,
-    "on_M": residual,
+    "intercept": float(np.mean(intercepts)), "gap_slope": gap_slope["mean"],
+    "kernel_vs_autograd": kernel_gap, "on_M": residual,
     "F_star": float(np.max(np.abs(F_star_ln - F_star) / F_star)),
-    "flow_energy": float(energy),
-    "flow_on_M": float(flow_res),
+    "flow_energy": float(energy), "flow_on_M": float(flow_res),
     "const_smallest_eta": float(np.max(np.abs(ratio[:, -1] - 1))),
+    "draws_limit": float(D), "draws_first_order": float(D),
 }
+
+# %% tags=["hide-input"]
 data = {"etas": P["etas"], "fit_etas": P["fit_etas"], "ratio": ratio, "gap": gap,
         "slopes": slope["slopes"], "intercepts": intercepts,
         "lam_min": prob["lam_min_K"],
@@ -310,19 +344,26 @@ smoke, paper = chapter_record.conclude(PROTOCOL, scale, measured, data, t_start)
 print(smoke.report(("primary", "secondary", "guard")))
 
 # %% tags=["hide-input"]
+def plot_flow(ax, shown):
+    """F − F* along the flow and along SGD (time c·k) for each η, draw 0."""
+    t0, F0 = np.array(shown["flow_t"][0]), np.array(shown["flow_F"][0])
+    Fs = shown["F_star"][0]
+    ax.plot(t0, F0 - Fs, color=COLORS["flow"], lw=2.2, label="Riemannian flow of $F$")
+    for q, (eta, t, F) in enumerate(zip(shown["etas"], shown["sgd_t"], shown["sgd_F"])):
+        ax.plot(t, np.array(F) - Fs, lw=1, color=plt.cm.Greens(0.9 - 0.18 * q),
+                label=rf"SGD, $\eta={eta:g}$")
+    ax.set(yscale="log", xlabel=r"flow time $\tau = \eta^2 s^2 k/(4n)$",
+           ylabel=r"$F-F^*$ (SGD: projected, mean)", title="draw 0")
+    ax.legend(fontsize=7)
+
+
 shown = paper.data or data  # the paper-scale record; this build's run if none
 etas = np.array(shown["etas"])
-fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3))
-t0, F0 = np.array(shown["flow_t"][0]), np.array(shown["flow_F"][0])
-Fs = shown["F_star"][0]
-axes[0].plot(t0, F0 - Fs, color=COLORS["flow"], lw=2.2, label="Riemannian flow of $F$")
-for q, (eta, t, F) in enumerate(zip(etas, shown["sgd_t"], shown["sgd_F"])):
-    axes[0].plot(t, np.array(F) - Fs, lw=1, color=plt.cm.Greens(0.9 - 0.18 * q),
-                 label=rf"SGD, $\eta={eta:g}$")
-axes[0].set(yscale="log", xlabel=r"flow time $\tau = \eta^2 s^2 k/(4n)$",
-            ylabel=r"$F-F^*$ (SGD: projected, mean)", title="draw 0")
-axes[0].legend(fontsize=7)
 err = np.abs(np.array(shown["ratio"]) - 1)
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3))
+plot_flow(axes[0], shown)
 for p in range(len(err)):
     axes[1].loglog(etas, err[p], "o-", color=COLORS["sgd"], lw=0.8, ms=3, alpha=0.6,
                    label=r"$|\hat c/c-1|$, one line per draw" if p == 0 else None)
@@ -343,16 +384,18 @@ glue("n_draws", len(err), display=False)
 #
 # Paper scale ({glue:text}`n_draws` data draws). Left: the sharpness $F$ (minus $F^*$) along the
 # Riemannian gradient flow (purple) and along label-noise SGD for several step sizes, SGD's step
-# count converted to flow time by $c=\eta^2s^2/(4n)$. Right: the error of the fitted time constant
-# against $\eta$, one line per draw, with a line of slope 1.
+# count converted to flow time by $c=\eta^2s^2/(4n)$: look at how the green curves close in on the
+# purple one as $\eta$ shrinks (the darkest is the largest $\eta$). Right: the error of the fitted
+# time constant against $\eta$, one line per draw; the lines run parallel to the dashed line of
+# slope 1, which is what "error proportional to $\eta$" looks like.
 # ```
 #
 # (verdict-07)=
 # ## Verdict
 #
-# The statuses below are derived from the checks by the book's one rule ({doc}`../book/intro`); the
-# numbers come from the paper-scale record named on the first line, and this build's smoke run
-# follows.
+# The statuses below are derived from the checks and validity conditions by the book's one rule
+# ({doc}`../book/intro`); the numbers come from the paper-scale record named on the first line,
+# and this build's smoke run follows.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -362,7 +405,7 @@ print(verdict.report(paper, smoke))
 verdict.glue_verdict(paper, smoke);
 
 # %% tags=["remove-cell"]
-ev = paper.evaluation
+ev = paper.evaluation if paper.record else smoke
 for key in ("slope_lo", "slope_hi", "intercept"):
     glue(key, ev.value(key), display=False)
 glue("err_smallest", float(np.median(err[:, -1])), display=False)
@@ -370,11 +413,15 @@ glue("eta_smallest", float(etas[-1]), display=False)
 
 # %% [markdown]
 # Status: {glue:text}`status`. With time rescaled by $c=\eta^2s^2/(4n)$, the SGD curves close in on
-# the flow as $\eta$ shrinks. The error of the fitted time constant has a log-log slope against
-# $\eta$ whose 95 % interval over the draws is [{glue:text}`slope_lo:.2f`,
-# {glue:text}`slope_hi:.2f`], and $\hat c/c$ extrapolates to {glue:text}`intercept:.3f` at $\eta=0$:
-# the limit's constant is the one derived above, and the approach to it is first order in $\eta$,
-# as the expansion predicts. At finite $\eta$ SGD drifts a little *faster* than the limit (median
-# error {glue:text}`err_smallest:.1%` at $\eta=${glue:text}`eta_smallest`), which is why paper 1's
-# Theorem 1.1 needs "a small enough step size". The step $\eta=0.04$ is shown but left out of the
-# fit: there $\eta\lVert\nabla f_i\rVert^2$ is no longer small.
+# the flow as $\eta$ shrinks, and $\hat c/c$ extrapolates to {glue:text}`intercept:.3f` at
+# $\eta=0$: the limit's constant is the one derived above. That is our reading of the theorem
+# paper 1 builds on (its Appendix A restates Li, Wang and Arora's Theorem 4.6, whose formulas our
+# source lost; the normalization of $c$ and the band $1\pm0.05$ are ours). The approach to the
+# limit is our own claim: the error of the fitted time constant has a log-log slope against $\eta$
+# whose 95 % interval over the draws is [{glue:text}`slope_lo:.2f`, {glue:text}`slope_hi:.2f`],
+# first order in $\eta$ as the expansion predicts. At finite $\eta$ SGD drifts a little *faster*
+# than the limit (median error {glue:text}`err_smallest:.1%` at
+# $\eta=${glue:text}`eta_smallest`), which is why paper 1's Theorem 1.1 needs "a small enough step
+# size". The step $\eta=0.04$ is shown but left out of the fit: there $\eta\lVert\nabla
+# f_i\rVert^2$ is close to 1. Both claims need at least 4 data draws (validity conditions); the
+# smoke scale's 2 draws read "inconclusive".

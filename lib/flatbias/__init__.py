@@ -24,6 +24,9 @@ Paper 1: sharpness on the zero-loss manifold of two-layer nets
 - :mod:`flatbias.hessian_fd`     the Riemannian gradient and Hessian against differences of F along the retraction (03)
 - :mod:`flatbias.label_noise`    fast batched label-noise SGD / 1-SAM kernel (numba)
 - :mod:`flatbias.landscape`      probes of the landscape of F on M: negative curvature, late rate (04–05)
+- :mod:`flatbias.flow_convergence` one run of the Riemannian flow, summarized for a convergence test (05)
+- :mod:`flatbias.drift_horizon`  how far a horizon of label-noise SGD or 1-SAM steps carries the flow (06, 08)
+- :mod:`flatbias.crossing`       the first step at which a decaying quantity falls to a level (08)
 - :mod:`flatbias.clusters`       how tightly neurons gather into groups: exact k-means score (chapter 09)
 
 Paper 2: linear stability, coherence, SAM vs SGD
