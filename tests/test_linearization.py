@@ -156,3 +156,59 @@ def test_argument_errors(net, gen):
         L.escaped(torch.ones(2, 2, 2))
     with pytest.raises(bad, match="indices"):
         L.run_linear(G, W0, sch + N, 0.1)
+
+
+def test_iid_schedule_draws_independent_subsets(gen):
+    s = L.iid_schedule(400, 6, 2, 3, gen)
+    assert s.shape == (3, 400, 2)
+    assert bool((s[..., 0] != s[..., 1]).all())  # without replacement within a step
+    pairs = torch.sort(s.reshape(-1, 2), dim=1).values
+    counts = torch.bincount(pairs[:, 0] * 6 + pairs[:, 1], minlength=36).reshape(6, 6)
+    upper = counts[torch.triu(torch.ones(6, 6, dtype=torch.bool), 1)].double()
+    assert upper.numel() == 15 and float(upper.min()) > 0  # every pair of the 15 occurs
+    assert float(upper.std() / upper.mean()) < 0.25  # 1200 draws: about uniform (±9 % expected)
+    with pytest.raises(vd.InvalidArgumentError):
+        L.iid_schedule(2, 6, 7, 3, gen)
+
+
+def test_lyapunov_of_a_deterministic_map_is_its_log_contraction():
+    # B = n: every step is the full batch, K = H̄ = (2/n) GᵀG; on the eigenvector of its top eigenvalue λ the map
+    # multiplies by |1 − ηλ| exactly, so the exponent is log|1 − ηλ| (growth when ηλ > 2)
+    G = torch.tensor([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64)  # H̄ = diag(1, 0.25)
+    sch = L.minibatch_schedule(3, 2, 2, 40, torch.Generator().manual_seed(0))
+    dirs = torch.tensor([[1.0, 0.0]] * 3, dtype=torch.float64)
+    lrs = torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64)
+    ex = L.lyapunov(G, dirs, sch, lrs)
+    assert torch.allclose(ex, torch.log((1 - lrs).abs()), atol=1e-12)
+    iv = L.exponent_interval(torch.tensor([1.0, 2.0, 3.0]))
+    assert iv["mean"] == 2.0 and iv["lo"] < 2.0 < iv["hi"]
+    assert abs(iv["hi"] - 2.0 - 4.302653 / 3 ** 0.5) < 1e-5  # t_{0.975, 2} · sd / √3, sd = 1
+
+
+def test_lyapunov_matches_run_linear(net, gen):
+    theta, X, y, G = net
+    dirs = L.directions(4, theta.numel(), gen)
+    sch = L.iid_schedule(4, N, 2, 60, gen)
+    eta = stability.critical_eta_rank_one(G, 2)
+    ex = L.lyapunov(G, dirs, sch, 1.3 * eta, burn=0.0)
+    W = L.run_linear(G, dirs, sch, 1.3 * eta, return_path=True)
+    Q, _ = torch.linalg.qr(G.T)
+    ref = torch.log((W[-1] @ Q).norm(dim=1) / (dirs @ Q).norm(dim=1)) / 60
+    assert torch.allclose(ex, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("lo, hi, steps, share, want", [
+    (-0.2, -0.1, 10, 1.0, True), (-0.1, 0.1, 10**6, 1.0, False), (0.01, 0.02, 230, 1.0, False),
+    (0.01, 0.02, 231, 1.0, True), (0.01, 0.02, 231, 0.1, False), (0.01, 0.02, 461, 0.1, True)])
+def test_decided(lo, hi, steps, share, want):
+    # log 10 / 0.01 = 230.3 steps; from a tenth of the norm in the growing part, log 100 / 0.01 = 460.5
+    assert L.decided(lo, hi, steps, 10.0, share) is want
+
+
+def test_lyapunov_rejects_bad_step_sizes(net, gen):
+    theta, X, y, G = net
+    dirs = L.directions(3, theta.numel(), gen)
+    sch = L.iid_schedule(3, N, 2, 5, gen)
+    for bad in ([0.1, 0.2], [0.1, -0.1, 0.1], float("nan")):
+        with pytest.raises(vd.InvalidArgumentError):
+            L.lyapunov(G, dirs, sch, bad)

@@ -60,7 +60,10 @@ Paper 2: linear stability, coherence, SAM vs SGD
 
 Beyond the papers (our extensions)
 - :mod:`flatbias.momentum`       the exact second-moment operator of heavy-ball SGD / SAM, thresholds
+- :mod:`flatbias.momentum_guards` the heavy-ball operator against independent computations (18's guards)
+- :mod:`flatbias.threshold_order` whether two lists of thresholds order their items alike, ties declared (18)
 - :mod:`flatbias.linearization`  batched nonlinear runs from a perturbed minimum vs the linear prediction
+- :mod:`flatbias.linearization_report` chapter 19's table and the numbers its prose quotes, from the record
 """
 
 __version__ = "0.1.0"

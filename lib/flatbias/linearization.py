@@ -1,4 +1,4 @@
-"""When does the linearized stability criterion predict nonlinear training? (our extension, issue 16).
+"""When does the linearized stability criterion predict nonlinear training? (our extension, chapter 19).
 
 Many runs of the two-layer ReLU net of :mod:`flatbias.relu_net` advanced together as one tensor computation:
 θ is a batch (R, P) of flat parameter vectors, and run k draws its own minibatches, B indices without
@@ -18,10 +18,16 @@ linearization at a minimum: its ascent has length ρ whatever w is.
 
 A run *escapes* when ‖θ_t − θ*‖ ≥ factor · ‖θ_0 − θ*‖ (or θ_t is not finite) at some t ≤ T; otherwise it
 *stays*. Escaped runs are dropped from the batch (their θ is frozen at the escape step).
+
+Minibatches come in two schemes (:data:`SCHEDULES`): ``reshuffled`` (the authors' loop, a fresh permutation every
+epoch) and ``iid`` (an independent B-subset at every step, the sampling 𝒯 assumes). :func:`lyapunov` estimates the
+almost-sure growth rate of the linearized map under either, with a confidence interval; :func:`decided` says
+whether a horizon is long enough for that rate to show (a run that shrinks, or one that passes the escape factor).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -30,9 +36,9 @@ import torch
 from . import relu_net, train_relu
 from . import validate as vd
 
-__all__ = ["directions", "minibatch_schedule", "batch_gradients", "full_gradients", "steps_batched",
+__all__ = ["directions", "minibatch_schedule", "iid_schedule", "batch_gradients", "full_gradients", "steps_batched",
            "Runs", "run_batched", "run_loop", "run_linear", "sweep", "escaped", "agreement", "radius_of_agreement",
-           "benchmark"]
+           "benchmark", "summarize", "lyapunov", "exponent_interval", "decided", "SCHEDULES"]
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -87,6 +93,25 @@ def minibatch_schedule(runs: int, n: int, B: int, steps: int,
     perm = torch.argsort(torch.rand(epochs, runs, n, generator=generator), dim=-1)
     idx = perm.reshape(epochs, runs, per, B).permute(0, 2, 1, 3).reshape(epochs * per, runs, B)
     return idx[:steps].contiguous()
+
+
+def iid_schedule(runs: int, n: int, B: int, steps: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices (steps, runs, B): at every step an independent uniform B-subset of 0..n−1 (without replacement
+    within the step), the sampling the exact operator 𝒯 assumes (SPEC §B.4); no epochs."""
+    runs, n, steps = vd.integer("runs", runs, 1), vd.integer("n", n, 1), vd.integer("steps", steps, 1)
+    B = vd.batch_size(B, n)
+    vd.generator("generator", generator)
+    out = torch.empty(steps, runs, B, dtype=torch.int64)
+    for lo in range(0, steps, 1000):  # chunks: the uniforms of 1000 steps at a time
+        hi = min(steps, lo + 1000)
+        u = torch.rand(hi - lo, runs, n, generator=generator)  # the B smallest of n uniforms: a uniform B-subset
+        out[lo:hi] = torch.topk(u, B, dim=-1, largest=False, sorted=False).indices
+    return out
+
+
+#: the two ways of drawing minibatches: the authors' loop (per-epoch reshuffling) and the operator's (i.i.d.)
+SCHEDULES = {"reshuffled": minibatch_schedule, "iid": iid_schedule}
 
 
 # ---------------------------------------------------------------------------------------------- batched maps
@@ -316,6 +341,77 @@ def sweep(theta_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, G: torch.T
             "linear": lin.escaped, "linear_step": lin.escape_step, "linear_growth": growth}
 
 
+def lyapunov(G: torch.Tensor, dirs: torch.Tensor, schedule: torch.Tensor, lr, rho_over_alpha: float = 0.0,
+             c: float = 2.0, burn: float = 0.2) -> torch.Tensor:
+    """Finite-time Lyapunov exponents of the linearized map w ↦ (I − ηK̂_t)w (as :func:`run_linear`) on
+    span{g_i} (its rank, not n, dimensions: a direction outside it is neutral and would pull every exponent to 0),
+    one per run: (ℓ_T − ℓ_{T₀})/(T − T₀) with ℓ_t = log‖c_t‖ of w_t's coordinates in span{g_i}
+    (renormalized every step, so any growth rate is representable) and T₀ = ⌊burn·T⌋ (the transient dropped).
+    ``lr`` is one step size or one per run (R,), so settings that differ only in η run as one batch."""
+    from .coherence import check_gradients
+
+    G = check_gradients(G, c)
+    ra = vd.nonnegative("rho_over_alpha (ρ/α)", rho_over_alpha)
+    vd.tensor("dirs", dirs, 2, "(runs, P)")
+    R, T = dirs.shape[0], schedule.shape[0]
+    _check_schedule(schedule, R, G.shape[0])
+    lrs = torch.as_tensor(lr, dtype=torch.float64).reshape(-1)
+    if lrs.numel() not in (1, R) or not bool((lrs > 0).all()) or not bool(torch.isfinite(lrs).all()):
+        raise vd.InvalidArgumentError(f"lr must be one positive step size or one per run ({R}); got {lr!r}")
+    lrs = lrs.expand(R)[:, None]
+    burn = vd.number("burn", burn, 0.0, 1.0, hi_open=True)
+    t0 = int(burn * T)
+    _, S, Vh = torch.linalg.svd(G, full_matrices=False)
+    Q = Vh[S > S[0] * 1e-10].T  # an orthonormal basis of span{g_i} itself (G may have rank < n): no neutral axis
+    U = G @ Q
+    Hbar = c * U.T @ U / G.shape[0]
+    Cw = dirs.to(torch.float64) @ Q
+    nrm = Cw.norm(dim=1, keepdim=True)
+    if bool((nrm == 0).any()):
+        raise vd.InvalidArgumentError("every direction needs a nonzero part in span{g_i}")
+    Cw, ell, ell0 = Cw / nrm, torch.zeros(R, dtype=torch.float64), torch.zeros(R, dtype=torch.float64)
+    B = schedule.shape[2]
+    for t, idx in enumerate(schedule, start=1):
+        V = Cw + ra * Cw @ Hbar if ra else Cw
+        Ub = U[idx]
+        Cw = Cw - lrs * (c / B) * torch.einsum("rbm,rb->rm", Ub, torch.einsum("rbm,rm->rb", Ub, V))
+        nrm = Cw.norm(dim=1, keepdim=True)
+        ell = ell + torch.log(nrm[:, 0])
+        Cw = Cw / nrm
+        if t == t0:
+            ell0 = ell.clone()
+    return (ell - ell0) / (T - t0)
+
+
+def exponent_interval(exponents, level: float = 0.95) -> dict:
+    """Mean of independent runs' exponents and its ``level`` confidence interval (Student t): mean, lo, hi."""
+    from scipy import stats
+
+    ex = torch.as_tensor(vd.array("exponents", exponents, 1), dtype=torch.float64)
+    level = vd.probability("level", level, lo_open=True, hi_open=True)
+    R = ex.numel()
+    if R < 2:
+        raise vd.InvalidArgumentError(f"need at least 2 runs for a confidence interval; got {R}")
+    mean = float(ex.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, R - 1)) * float(ex.std()) / math.sqrt(R)
+    return {"mean": mean, "lo": mean - half, "hi": mean + half}
+
+
+def decided(lo: float, hi: float, steps: int, factor: float = 10.0, share: float = 1.0) -> bool:
+    """Whether a horizon of ``steps`` decides a run's fate, from a confidence interval [lo, hi] of its Lyapunov
+    exponent: the typical run shrinks (hi < 0), or grows fast enough to pass ``factor`` within the horizon even
+    at the interval's low end, steps · lo ≥ log(factor / share), where ``share`` is the part of ‖w_0‖ that lies in
+    the growing subspace (for a direction uniform on the sphere of R^P and a subspace of dimension m, about
+    √(m/P)). An interval around 0, or growth too slow, is undecided."""
+    steps = vd.integer("steps", steps, 1)
+    factor = vd.number("factor", factor, 1.0, lo_open=True)
+    share = vd.probability("share", share, lo_open=True)
+    lo, hi = float(lo), float(hi)
+    if not lo <= hi:
+        raise vd.InvalidArgumentError(f"need lo <= hi; got [{lo}, {hi}]")
+    return bool(hi < 0 or steps * lo >= math.log(factor / share))
+
+
 # ---------------------------------------------------------------------------------------------- verdicts
 def escaped(ratios: torch.Tensor, factor: float = 10.0) -> torch.Tensor:
     """The escape criterion on trajectories of ‖θ_t − θ*‖/‖θ_0 − θ*‖ (R, T+1) or (T+1,): True where some entry
@@ -357,6 +453,17 @@ def radius_of_agreement(radii, agree, level: float = 0.9) -> float:
             break
         best = r
     return best
+
+
+def summarize(out: dict, radii, unstable: bool, level: float = 0.9) -> dict:
+    """One setting's outcome from :func:`sweep`'s ``out``: the agreement with the prediction (escape iff
+    ``unstable``) per radius, that of the linearized map, the share of runs that end as the linearized map
+    per radius, r* (:func:`radius_of_agreement`) and the share of runs that escape per radius."""
+    agree = [agreement(e, unstable) for e in out["escape"]]
+    return {"agree": agree, "lin_agree": agreement(out["linear"], unstable),
+            "same_as_lin": [float((e == out["linear"]).double().mean()) for e in out["escape"]],
+            "rstar": radius_of_agreement(radii, agree, level),
+            "escape_frac": [float(e.double().mean()) for e in out["escape"]]}
 
 
 def benchmark(theta_star, X, y, W0, schedule, lr, rho=0.0, rho_over_alpha=0.0, factor=10.0) -> dict:

@@ -1,4 +1,4 @@
-"""Linear stability of heavy-ball SGD and SAM at an interpolating minimum (our extension of SPEC §B.4, issue 16).
+"""Linear stability of heavy-ball SGD and SAM at an interpolating minimum (our extension of SPEC §B.4).
 
 PyTorch's SGD with momentum β (dampening 0), v_{t+1} = β v_t + K̂_t w_t and w_{t+1} = w_t − η v_{t+1}, is the
 heavy ball w_{t+1} = w_t − η K̂_t w_t + β (w_t − w_{t−1}). With the state z_t = (w_t, w_{t−1}) ∈ R^{2r}

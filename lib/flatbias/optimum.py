@@ -146,7 +146,7 @@ def distance_to_optimum(theta, X, y, act: str | Activation, a=None) -> float:
     return float((twolayer._z(theta, X) - Zs).abs().max())
 
 
-# --- the cube's other stationary points (issue 11; our derivation, not in the paper) ----------------------------
+# --- the cube's other stationary points (our derivation, not in the paper) ----------------------------
 #
 # For φ(z) = z³, φ'(0) = φ''(0) = 0, so the stationarity equation of Theorem 3.3's proof,
 # φ'(z_ij)(2‖x_i‖²φ''(z_ij) − λ_i) = 0, also holds at z_ij = 0: the proof's step "φ' > 0, so divide by it"
