@@ -519,13 +519,15 @@ glue("dis_rho_worst", shown["dis_rho"][str(r_w)], display=False)
 #
 # This is a finding about the authors' script `coherence_local.py`, read from its source,
 # not something this chapter measures. Its loop over repetitions counts a successful run in
-# the SGD and random branches, but not in the SAM branch:
+# the SGD and random branches, but not in the SAM branch (indentation and the line break in
+# the call are ours):
 #
 # ```python
-#             else:
-#                 s, state = SAM_process(datalist, b, config.lr, config.steps, d, config.rho, config.alpha)
-#                 if s == True:
-#                     norm += state
+# else:
+#     s, state = SAM_process(datalist, b, config.lr, config.steps, d,
+#                            config.rho, config.alpha)
+#     if s == True:
+#         norm += state
 # ```
 #
 # The line `success += s`, present in the two other branches, is missing here, so
