@@ -40,7 +40,7 @@ if "google.colab" in sys.modules:
     url = "git+https://github.com/flatbias/flatbias-book"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", url], check=True)
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
 
 # %% [markdown]

@@ -39,7 +39,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "git+https://github.com/flatbias/flatbias-book"], check=True)
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke on a CPU
 
 # %% [markdown]

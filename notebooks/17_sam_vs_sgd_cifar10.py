@@ -207,10 +207,12 @@ print(f"scale = {scale}; CIFAR-10 from the {data.info['source_kind']} ({data.lay
 # source, number formats, per-epoch history, provenance) that this chapter reads from `results/cifar10/`:
 #
 # **A GPU lent for a few minutes** (a device session: one command, nothing but small files brought back). One
-# script checks the machine (torch, CUDA, the GPU, the CIFAR-10 copy), benchmarks one epoch's steps (SGD and SAM,
-# one and four processes sharing the GPU, eager and compiled, fp32 and TF32 convolutions) and the metrics, prints
-# the plan that fits the time left (the full protocol for as many seeds as fit, else the reduced one), runs it and
-# ends before the budget with the records and a benchmark record in the output folder:
+# script checks the machine (torch, CUDA, the GPU, the CIFAR-10 copy), benchmarks the fused step of one seed's
+# four runs (`flatbias.fused_train`: SGD and SAM at each ρ trained in lockstep as one program, each run with its
+# own data order, optimizer state, BatchNorm statistics and SAM ascent), SAM and SGD alone, fp32 and TF32
+# convolutions, and the metrics, prints the plan that fits the time left with a stated safety margin (the full
+# protocol for as many seeds as fit, else the reduced one), runs it and ends before the budget with the records
+# and a benchmark record in the output folder:
 #
 # ```bash
 # python -m flatbias.gpu_session --out "$OUT" --time-budget 540    # then copy $OUT/*.json to results/cifar10/
