@@ -144,3 +144,19 @@ def test_notebook_code_lines_fit_the_page(py):
     # counted in UTF-8 bytes: ∇, 𝒯 or ₁ can fall back to a wider font than the code box's, so a line of
     # 88 characters with symbols in it can still scroll; a byte per ASCII character leaves that margin
     assert not long, f"{py.name}: {len(long)} code lines over 88 bytes (the page scrolls), e.g. {long[0]}"
+
+
+@pytest.mark.parametrize("py", NOTEBOOK_PY, ids=lambda p: p.stem)
+def test_notebook_cells_stay_short_and_the_protocol_reads_as_tables(py):
+    """A chapter reads like a paper section: no code cell past 20 non-blank lines (longer logic lives in
+    flatbias), except the protocol, which is collapsed (hide-input) and renders as tables (ends with PROTOCOL)."""
+    nb = jupytext.read(py)
+    long = [(i, n) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            and "protocol" not in c.metadata.get("tags", [])
+            and (n := sum(1 for line in c.source.splitlines() if line.strip())) > 20]
+    assert not long, f"{py.name}: code cells over 20 non-blank lines (cell index, lines): {long}"
+    protocol = [c for c in nb.cells if c.cell_type == "code" and "protocol" in c.metadata.get("tags", [])]
+    if protocol:
+        assert "hide-input" in protocol[0].metadata["tags"], f"{py.name}: the protocol cell is not collapsed"
+        last = [line for line in protocol[0].source.splitlines() if line.strip()][-1]
+        assert last.strip() == "PROTOCOL", f"{py.name}: the protocol cell must end with PROTOCOL (rendered as tables)"
