@@ -6,7 +6,6 @@ calls) and judges it with the chapter's own declared protocol (read from its not
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +13,9 @@ import torch
 
 from flatbias import (cifar_results, hessian_fd, manifold, optimum, riemannian, sam_sgd_gaps, trace_check,
                       twolayer)
-from flatbias.chapter_record import read_protocol
+from flatbias import chapter_record
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-def protocol(stem: str):
-    return read_protocol(NOTEBOOKS / f"{stem}.ipynb")
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+protocol = chapter_record.protocol_of  # the chapter's declared PROTOCOL, by notebook stem
 
 
 # --- 01: the closed form 2F of the trace of the Hessian -------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +16,7 @@ from flatbias import chapter_record, crossing, drift_horizon, flow_convergence, 
 from flatbias import label_noise as ln
 from flatbias.claims import INCONCLUSIVE, NOT_YET_RUN, UNDER_OUR_READING
 
-NB = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-def protocol(name):
-    return chapter_record.read_protocol(NB / f"{name}.ipynb")
+protocol = chapter_record.protocol_of  # the chapter's declared PROTOCOL, by notebook stem
 
 
 # -- chapter 05: the flow's late rate against 2μ --------------------------------------------------------------

@@ -84,7 +84,7 @@ def rank_two_primary(protocol, runs) -> tuple[float, bool, str]:
 
 
 def test_09_planted_bug_in_retraction_changes_rank_two(monkeypatch):
-    protocol = chapter_record.read_protocol(NOTEBOOKS / f"{CH09}.ipynb")
+    protocol = chapter_record.protocol_of(CH09)
     runs = rank_two_runs()
     value, ok, status = rank_two_primary(protocol, runs)
     assert ok and value <= 1e-10
@@ -114,7 +114,7 @@ def construction_primary(protocol) -> tuple[float, bool, str]:
 
 
 def test_10_planted_bug_in_coherence_matrix_flips_construction(monkeypatch):
-    protocol = chapter_record.read_protocol(NOTEBOOKS / f"{CH10}.ipynb")
+    protocol = chapter_record.protocol_of(CH10)
     value, ok, status = construction_primary(protocol)
     assert ok and value <= 1e-12
     assert status == "reproduced under our reading"
@@ -150,7 +150,7 @@ def factor_primary(protocol) -> tuple[float, bool]:
 
 
 def test_12_planted_bug_in_second_moments_flips_c_min(monkeypatch):
-    protocol = chapter_record.read_protocol(NOTEBOOKS / f"{CH12}.ipynb")
+    protocol = chapter_record.protocol_of(CH12)
     value, ok = factor_primary(protocol)
     assert ok and value > 1.0 + 1e-6
 

@@ -6,7 +6,6 @@ requires the check's value and the claim's status to change. The unplanted run m
 both directions.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,17 +16,15 @@ from flatbias import coherence as co
 from flatbias import divergence_conditions as dc
 from flatbias import simulate, stability
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
 
 @pytest.fixture(scope="module")
 def protocol11():
-    return chapter_record.read_protocol(NOTEBOOKS / "11_sgd_stability.ipynb")
+    return chapter_record.protocol_of("11_sgd_stability")
 
 
 @pytest.fixture(scope="module")
 def protocol13():
-    return chapter_record.read_protocol(NOTEBOOKS / "13_sam_stability.ipynb")
+    return chapter_record.protocol_of("13_sam_stability")
 
 
 def _halve_coherence(monkeypatch):

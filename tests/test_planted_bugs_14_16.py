@@ -5,7 +5,6 @@ it with the chapter's own declared protocol (read from its notebook)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,23 +12,12 @@ import torch
 
 from flatbias import gen_mem_minima as gm
 from flatbias import relu_hessian, relu_net, run_endpoints, train_relu
-from flatbias.chapter_record import read_protocol
+from flatbias import chapter_record
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 UNDER = "reproduced under our reading"
 NOT_UNDER = "not reproduced under our reading"
 
-
-def protocol(stem: str):
-    return read_protocol(NOTEBOOKS / f"{stem}.ipynb")
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+protocol = chapter_record.protocol_of  # the chapter's declared PROTOCOL, by notebook stem
 
 
 # --- 14: SAM's effective coherence amplifies the gap between C = 2 and C = 6 -----------------------------------------

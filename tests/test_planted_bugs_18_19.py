@@ -1,7 +1,6 @@
 """Chapters 18 and 19 catch bugs planted in the package: each test measures a chapter's primary check the chapter's
 way at tiny settings, once as is (the claim holds) and once with a bug monkeypatched into a flatbias function the
 measurement uses (the value and the status change). Also: the chapters' claims are all in the new form."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +10,7 @@ from flatbias import chapter_record, claims, families, linearization, relu_hessi
 from flatbias import momentum as mo
 from flatbias import threshold_order
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def protocol(name):
-    return chapter_record.read_protocol(ROOT / "notebooks" / f"{name}.ipynb")
+protocol = chapter_record.protocol_of  # the chapter's declared PROTOCOL, by notebook stem
 
 
 @pytest.mark.parametrize("name", ["18_momentum_stability", "19_linearization"])

@@ -349,6 +349,14 @@ def read_protocol_text(text: str, name: str) -> Protocol | None:
     return protocol
 
 
+def protocol_of(chapter: str, root: str | Path | None = None) -> Protocol:
+    """The PROTOCOL of one chapter, by notebook stem (``"05_convergence_rate"``), read from its ``.ipynb``."""
+    protocol = read_protocol(Path(root or records.repo_root()) / "notebooks" / f"{chapter}.ipynb")
+    if protocol is None:
+        raise ValueError(f"notebooks/{chapter}.ipynb has no cell tagged 'protocol'")
+    return protocol
+
+
 def chapters(root: str | Path | None = None) -> list[tuple[Path, Protocol]]:
     """Every chapter notebook with a protocol cell, in order."""
     folder = Path(root or records.repo_root()) / "notebooks"
