@@ -326,3 +326,27 @@ def test_every_quote_is_verbatim_in_our_sources():
                 parts = [p.strip() for p in re.split(r"\.\.\.|…|\[[^\]]*\]", norm(c.quote)) if len(p.strip()) > 12]
                 missing += [f"{protocol.claim_id(c.key)}: {p[:80]}" for p in parts if p not in source]
     assert quotes >= 10 and not missing, missing
+
+
+def test_chapters_run_on_one_thread(tmp_path):
+    """``make records`` runs each chapter's kernel on one thread, whatever the caller's environment: records do not
+    depend on the core count, and chapters side by side (``--jobs``) do not spin threads against each other."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, json, pathlib\n"
+        f"names = {list(chapter_record.THREAD_ENV)!r}\n"
+        "pathlib.Path(os.environ['FLATBIAS_RECORD_DIR'], 'env.json').write_text("
+        "json.dumps({k: os.environ.get(k) for k in names + ['BOOK_SCALE']}))")])
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    chapter_record.execute_at_full(path, tmp_path, timeout_s=120)
+    seen = json.loads((tmp_path / "env.json").read_text())
+    assert seen == {**{k: "1" for k in chapter_record.THREAD_ENV}, "BOOK_SCALE": "full"}
+
+
+def test_longest_chapters_are_scheduled_first():
+    ordered = chapter_record.longest_first(list(CHAPTERS))
+    walls = [chapter_record.load(p).record for _, p in ordered]
+    keys = [float("inf") if r is None else r["provenance"]["wall_time_s"] for r in walls]
+    assert keys == sorted(keys, reverse=True) and len(ordered) == len(CHAPTERS)
