@@ -257,23 +257,23 @@ def _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits):  # pragma: no co
 def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits):  # pragma: no cover - compiled
     """The same steps as :func:`_run_chunk_scalar`, every chain at once: chains are the innermost (SIMD) index.
 
-    th (d, Q) holds θ laid out (d, m, C) in its first m·C lanes (lane q = j·C + c) and zeros in the rest (Q ≥ m·C,
-    padding so that the lane loops have no scalar remainder); it is updated in place. X (n, d, C), y (n, C),
-    eta/s/rho (C,), u/eps (C, K) as for the scalar kernel. Every floating-point operation of a chain is the scalar
-    kernel's, in the same order (sums start at 0.0 and run over j and k in order, no contraction except glibc's
-    own FMAs inside exp), so the result is bit-identical. Returns 1.0 if some argument of exp was ≥ 512 in
-    magnitude or NaN (the replica is not valid there: redo the chunk with the scalar kernel), else 0.0."""
+    th (d, m·P) holds θ laid out (d, m, P): lane q = j·P + c for neuron j of chain c, P ≥ C chains padded with
+    zero chains (P a multiple of the SIMD width, so every per-neuron block of lanes is aligned and a chain's
+    quantity is copied to its m lanes by contiguous block copies, not by a gather); it is updated in place.
+    X (n, d, C), y (n, C), eta/s/rho (C,), u/eps (C, K) as for the scalar kernel. Every floating-point operation of
+    a chain is the scalar kernel's, in the same order (sums start at 0.0 and run over j and k in order, no
+    contraction except glibc's own FMAs inside exp), so the result is bit-identical. Returns 1.0 if some argument
+    of exp was ≥ 512 in magnitude or NaN (the replica is not valid there: redo the chunk with the scalar kernel),
+    else 0.0."""
     n, d, C = X.shape
     Q = th.shape[1]
+    P = Q // m
     K = u.shape[1]
-    lane = np.empty(Q, dtype=np.int64)  # the chain of lane q; padding lanes point to column C of x and g (zeros)
-    for q in range(Q):
-        lane[q] = q % C if q < m * C else C
-    x = np.zeros((d, C + 1))
-    xr = np.empty((d, Q))  # x replicated over the m neurons: the z and update loops run over all lanes
-    xx, yi, a = np.empty(C), np.empty(C), np.empty(C)
-    g = np.zeros(C + 1)
-    z, p, dp, w = np.empty(Q), np.empty(Q), np.empty(Q), np.empty(Q)
+    x = np.zeros((d, P))  # the sample of each chain; the padding chains keep x = 0 (their θ stays 0)
+    xr = np.zeros((d, Q))  # x copied to the m neuron blocks
+    xx, yi, a = np.zeros(P), np.zeros(P), np.zeros(P)
+    f, sq, g = np.zeros(P), np.zeros(P), np.zeros(P)
+    z, p, dp = np.empty(Q), np.empty(Q), np.empty(Q)
     r, tl = np.empty(Q), np.empty(Q)
     k, hb = np.empty(Q, dtype=np.int64), np.empty(Q, dtype=np.int64)
     flag = np.zeros(Q)
@@ -290,42 +290,48 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
                 acc += v * v
             xx[c] = acc
         for kk in range(d):
-            for q in range(Q):
-                xr[kk, q] = x[kk, lane[q]]
+            for j in range(m):
+                for c in range(P):
+                    xr[kk, j * P + c] = x[kk, c]
         for q in range(Q):
             z[q] = 0.0
         for kk in range(d):
             for q in range(Q):
                 z[q] += th[kk, q] * xr[kk, q]
         _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
-        for c in range(C):  # f = Σ_j φ(z_j) in the order j = 0, 1, ...; g = f − y_i − s ε
-            f = 0.0
-            for j in range(m):
-                f += p[j * C + c]
-            g[c] = f - yi[c] - s[c] * eps[c, t]
+        for c in range(P):  # f = Σ_j φ(z_j) in the order j = 0, 1, ...
+            f[c] = 0.0
+        for j in range(m):
+            for c in range(P):
+                f[c] += p[j * P + c]
         if method == 1:  # 1-SAM (SPEC §C.3), as in the scalar kernel
             for c in range(C):
-                sq = 0.0
-                for j in range(m):
-                    sq += dp[j * C + c] * dp[j * C + c]
-                gnorm = abs(g[c]) * math.sqrt(sq * xx[c])
+                g[c] = f[c] - yi[c] - s[c] * eps[c, t]
+            for c in range(P):
+                sq[c] = 0.0
+            for j in range(m):
+                for c in range(P):
+                    sq[c] += dp[j * P + c] * dp[j * P + c]
+            for c in range(C):
+                gnorm = abs(g[c]) * math.sqrt(sq[c] * xx[c])
                 a[c] = rho[c] * g[c] / (gnorm + 1e-12)
             for j in range(m):
-                for c in range(C):
-                    z[j * C + c] = z[j * C + c] + a[c] * dp[j * C + c] * xx[c]
+                for c in range(P):
+                    z[j * P + c] = z[j * P + c] + a[c] * dp[j * P + c] * xx[c]
             _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
-            for c in range(C):
-                f = 0.0
-                for j in range(m):
-                    f += p[j * C + c]
-                g[c] = f - yi[c] - s[c] * eps[c, t]
-        for c in range(C):
-            g[c] = eta[c] * g[c]
-        for q in range(Q):
-            w[q] = g[lane[q]] * dp[q]  # w_j = η r φ'(z_j); 0 on the padding lanes, whose θ stays 0
+            for c in range(P):
+                f[c] = 0.0
+            for j in range(m):
+                for c in range(P):
+                    f[c] += p[j * P + c]
+        for c in range(C):  # η r, r = f − y_i − s ε; 0 on the padding chains
+            g[c] = eta[c] * (f[c] - yi[c] - s[c] * eps[c, t])
+        for j in range(m):
+            for c in range(P):
+                p[j * P + c] = g[c] * dp[j * P + c]  # w_j = η r φ'(z_j) (p is free again)
         for kk in range(d):
             for q in range(Q):
-                th[kk, q] -= w[q] * xr[kk, q]
+                th[kk, q] -= p[q] * xr[kk, q]
     return 1.0 if flag.max() > 0.0 else 0.0
 
 
@@ -416,8 +422,8 @@ def _check_batch(theta0, X, y, theta_name: str = "θ0"):
 #: below this many chains the scalar kernel is faster (lanes of the SIMD kernel stay empty; measured in
 #: ``benchmarks/label_noise_kernel.py``)
 LANES_MIN_CHAINS = 2
-#: the lane count m·C is padded to a multiple of this (4 AVX2 lanes × LLVM's interleave of 4)
-LANE_PAD = 16
+#: the chain count is padded to a multiple of this (4 doubles per AVX2 register) in the lane kernel
+LANE_PAD = 4
 
 
 def _use_lanes(C: int, act: str) -> bool:
@@ -426,26 +432,26 @@ def _use_lanes(C: int, act: str) -> bool:
 
 
 class _Lanes:
-    """θ in the lane kernel's layout (d, Q): (d, m, C) flattened, padded with zero lanes to a multiple of LANE_PAD.
+    """θ in the lane kernel's layout (d, m·P): (d, m, P) flattened, P = C padded with zero chains to a multiple of
+    LANE_PAD.
     :meth:`step` advances it one chunk; a chunk where the exp replica is not valid (an argument ≥ 512 in magnitude,
     or NaN: the run is diverging) is redone from its start by the scalar kernel, so every chunk's result is the
     scalar kernel's, bit for bit."""
 
     def __init__(self, theta, X, y, act: str):
         self.C, self.m, self.d = theta.shape
-        Q = -(-self.m * self.C // LANE_PAD) * LANE_PAD
-        self.th = np.zeros((self.d, Q))
+        self.P = -(-self.C // LANE_PAD) * LANE_PAD
+        self.th = np.zeros((self.d, self.m * self.P))
         self.set_theta(theta)
         self.X, self.y = X, y
         self.XL = np.ascontiguousarray(X.transpose(1, 2, 0))
         self.yL = np.ascontiguousarray(y.T)
 
     def set_theta(self, theta) -> None:
-        self.th[:, :self.m * self.C] = theta.transpose(2, 1, 0).reshape(self.d, self.m * self.C)
+        self.th.reshape(self.d, self.m, self.P)[:, :, :self.C] = theta.transpose(2, 1, 0)
 
     def theta(self) -> np.ndarray:
-        mC = self.m * self.C
-        return np.ascontiguousarray(self.th[:, :mC].reshape(self.d, self.m, self.C).transpose(2, 1, 0))
+        return np.ascontiguousarray(self.th.reshape(self.d, self.m, self.P)[:, :, :self.C].transpose(2, 1, 0))
 
     def kernel(self, eta, s, rho, u, eps, method: int, act: int) -> float:
         """One chunk of the lane kernel alone (no fallback); its flag."""
