@@ -224,28 +224,28 @@ print(f"scale = {scale}: n in {P['ns']}, {P['draws']} draws each, "
 #
 # ## The runs
 #
-# One chain per data draw, so that a draw whose iterates diverge stops alone. Each run records the
-# noise-free loss and the weights; at the end the final iterate is retracted onto $\mathcal{M}$
-# (Newton's method), which removes the $O(\eta s^2)$ jitter before the spectrum is read.
+# One chain per data draw, each with its own seed, run side by side in one batch: a chain draws
+# exactly the noise of a run of its own and takes the same steps, and a draw whose iterates
+# diverge stops alone (its chain is marked and dropped). Each run records the noise-free loss
+# and the weights; at the end the final iterate is retracted onto $\mathcal{M}$ (Newton's
+# method), which removes the $O(\eta s^2)$ jitter before the spectrum is read.
 
 # %% tags=["hide-input"]
-def one_run(X, y, theta0, seed):
-    """One label-noise SGD chain; None if its iterates diverge."""
-    try:
-        return ln.run(theta0[None], X[None], y[None], eta=np.full(1, P["eta"]),
-                      s=np.full(1, S), rho=np.zeros(1), steps=P["steps"], seed=seed,
-                      record_every=P["steps"] // P["records"], progress=False)
-    except FloatingPointError:
-        return None
+def draw_runs(prob, n):
+    """One label-noise SGD chain per draw (seed 1000 n + p); None where it diverged."""
+    D = P["draws"]
+    out = ln.run(prob["theta0"], prob["X"], prob["y"], eta=np.full(D, P["eta"]),
+                 s=np.full(D, S), rho=np.zeros(D), steps=P["steps"],
+                 seed=[1000 * n + p for p in range(D)], on_diverge="nan",
+                 record_every=P["steps"] // P["records"], progress=False)
+    return [None if out.diverged[p] else out.chain(p) for p in range(D)]
 
 
 runs = {}
 for n in P["ns"]:
     prob = ln.draw_problems(P["draws"], 0, m=P["m"], d=P["d"], n=n,
                             seed=P["seed"] + n, lam_min=0.0)
-    runs[n] = [(prob["X"][p], prob["y"][p], prob["theta0"][p],
-                one_run(prob["X"][p], prob["y"][p], prob["theta0"][p], 1000 * n + p))
-               for p in range(P["draws"])]
+    runs[n] = list(zip(prob["X"], prob["y"], prob["theta0"], draw_runs(prob, n)))
 print(f"kernel time {sum(r.wall_s for v in runs.values() for *_, r in v if r):.0f} s")
 
 # %% [markdown]

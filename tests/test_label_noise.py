@@ -277,3 +277,40 @@ def test_noise_without_normals_keeps_every_stream():
     assert np.array_equal(u, u2) and np.array_equal(eps[[0, 2]], eps2[[0, 2]]) and not eps2[1].any()
     with pytest.raises(ValueError, match="one bool per chain"):
         ln.ChainNoise(2, 3).draw(10, normals=[True])
+
+
+@pytest.mark.parametrize("method", ["sgd", "sam"])
+def test_stacked_one_chain_runs_equal_the_runs_one_by_one(method):
+    """Chains with their own seeds (``seed=[...]``) draw what one-chain runs with those seeds draw, so stacking
+    independent runs into one batch (the lane kernel) gives each run's result bit for bit; a chain that diverges
+    is marked and NaN from its record on (``on_diverge="nan"``), the others go on unchanged."""
+    _need_exact_exp("sinh")
+    C, T = 5, 2000
+    theta0, X, y, eta, s, rho = _lane_problem(C, 3, 3, "sinh", seed=7)
+    eta = eta.copy()
+    eta[3] = 50.0  # chain 3 diverges
+    seeds = [11, 12, 13, 14, 15]
+    kw = dict(steps=T, record_every=T // 4, method=method, act="sinh", progress=False)
+    with np.errstate(all="ignore"):
+        stacked = ln.run(theta0, X, y, eta=eta, s=s, rho=rho, seed=seeds, on_diverge="nan", **kw)
+    assert stacked.diverged.tolist() == [False, False, False, True, False]
+    for c in range(C):
+        one = dict(eta=eta[c:c + 1], s=s[c:c + 1], rho=rho[c:c + 1], seed=seeds[c], **kw)
+        if c == 3:
+            with pytest.raises(FloatingPointError), np.errstate(all="ignore"):
+                ln.run(theta0[c:c + 1], X[c:c + 1], y[c:c + 1], **one)
+            k = int(np.argmax(np.isnan(stacked.theta[:, c]).any(axis=(1, 2))))
+            assert k > 0 and np.isnan(stacked.theta[k:, c]).all() and np.isfinite(stacked.theta[:k, c]).all()
+            continue
+        alone = ln.run(theta0[c:c + 1], X[c:c + 1], y[c:c + 1], **one)
+        mine = stacked.chain(c)
+        assert np.array_equal(mine.theta, alone.theta) and np.array_equal(mine.F, alone.F)
+        assert mine.theta.shape == alone.theta.shape and not mine.diverged[0]
+
+
+def test_per_chain_seeds_are_checked():
+    theta0, X, y, eta, s, rho = _lane_problem(3, 3, 3, "sinh")
+    with pytest.raises(ln.vd.InvalidArgumentError, match="one int per chain"):
+        ln.run(theta0, X, y, eta=eta, s=s, steps=10, record_every=5, seed=[1, 2], progress=False)
+    with pytest.raises(ln.vd.InvalidArgumentError, match="on_diverge"):
+        ln.run(theta0, X, y, eta=eta, s=s, steps=10, record_every=5, on_diverge="ignore", progress=False)

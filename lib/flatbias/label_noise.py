@@ -342,13 +342,22 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
 class ChainNoise:
     """The two random streams of each chain: sample indices (uniforms) and label noise (standard normals)."""
 
-    def __init__(self, seed: int, chains: int):
-        seed = vd.integer("seed", seed, 0)
+    def __init__(self, seed, chains: int):
+        """``seed`` an int: chain c gets the streams with spawn key (c,) of ``SeedSequence(seed)``. ``seed`` a
+        sequence of ``chains`` ints: chain c gets the streams of chain 0 under ``seed[c]``, i.e. exactly what a
+        one-chain run with that seed draws (so independent one-chain runs can be stacked into one batch)."""
         chains = vd.integer("chains", chains, 0)
-        root = np.random.SeedSequence(seed)
+        if isinstance(seed, (int, np.integer)):
+            pairs = [(vd.integer("seed", seed, 0), c) for c in range(chains)]
+        else:
+            seeds = [vd.integer("seed", v, 0) for v in vd.array("seed", seed, 1)]
+            if len(seeds) != chains:
+                raise vd.InvalidArgumentError(f"seed must be an int or one int per chain ({chains}); "
+                                              f"got {len(seeds)} seeds")
+            pairs = [(v, 0) for v in seeds]
         self._gens = []
-        for c in range(chains):
-            idx_seq, eps_seq = np.random.SeedSequence(root.entropy, spawn_key=(c,)).spawn(2)
+        for v, c in pairs:
+            idx_seq, eps_seq = np.random.SeedSequence(np.random.SeedSequence(v).entropy, spawn_key=(c,)).spawn(2)
             self._gens.append((np.random.Generator(np.random.PCG64(idx_seq)),
                                np.random.Generator(np.random.PCG64(eps_seq))))
 
@@ -478,6 +487,16 @@ class Run:
     loss: np.ndarray  # (R, C) noise-free L(θ) = (1/n) Σ_i ½ (f_θ(x_i) − y_i)²
     wall_s: float  # time spent in the kernel and noise generation
     settings: dict
+    diverged: np.ndarray | None = None  # (C,) bool: chains stopped as non-finite (``on_diverge="nan"``)
+
+    def chain(self, c: int) -> "Run":
+        """Chain c alone, as a one-chain :class:`Run` (arrays keep their chain axis, of length 1)."""
+        C = self.theta.shape[1]
+        c = vd.integer("c", c, 0, C - 1)
+        one = slice(c, c + 1)
+        return Run(self.steps, self.theta[:, one], self.eig[:, one], self.F[:, one], self.loss[:, one],
+                   self.wall_s / C, {**self.settings, "chains": 1},
+                   None if self.diverged is None else self.diverged[one])
 
 
 def summarize(theta: np.ndarray | torch.Tensor, X, y, act: str = "sinh"):
@@ -504,12 +523,16 @@ def summarize(theta: np.ndarray | torch.Tensor, X, y, act: str = "sinh"):
     return eig.numpy(), F.numpy(), loss.numpy()
 
 
-def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed: int = 0, method: str = "sgd", rho=0.0,
-        act: str = "sinh", progress: bool | None = None) -> Run:
+def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed=0, method: str = "sgd", rho=0.0,
+        act: str = "sinh", progress: bool | None = None, on_diverge: str = "raise") -> Run:
     """Run label-noise SGD (``method="sgd"``) or 1-SAM (``"sam"``) on every chain for ``steps`` steps.
 
     θ0 (C, m, d), X (C, n, d), y (C, n) as arrays or tensors; eta, s, rho numbers or one value per chain.
-    Records θ every ``record_every`` steps (and at step 0); ``steps`` must be a multiple of it.
+    Records θ every ``record_every`` steps (and at step 0); ``steps`` must be a multiple of it. ``seed``: an int,
+    or one int per chain (chain c then draws what a one-chain run with ``seed[c]`` draws: see
+    :class:`ChainNoise`). ``on_diverge``: ``"raise"`` a FloatingPointError when some chain's θ is not finite at a
+    record, or ``"nan"``: that chain's snapshots are NaN from that record on, ``Run.diverged`` marks it, and the
+    other chains go on unchanged (chains are independent: each gets exactly the result of its own run).
     """
     theta0, X, y = _check_batch(theta0, X, y)
     C, m, d = theta0.shape
@@ -527,8 +550,10 @@ def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed: int = 0, m
     rho_a = _as_chain_param("SAM radius rho", rho, C, allow_zero=True)
     if method == "sam" and np.any(rho_a == 0):
         raise vd.InvalidArgumentError("1-SAM needs a positive radius rho for every chain")
+    vd.choice("on_diverge", on_diverge, ("raise", "nan"))
 
     noise = ChainNoise(seed, C)
+    gone = np.zeros(C, dtype=bool)
     R = steps // record_every
     snaps = np.empty((R + 1, C, m, d))
     theta = theta0.copy()
@@ -551,15 +576,24 @@ def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed: int = 0, m
             done += K
         if stepper is not None:
             theta = stepper.theta()
-        if not np.all(np.isfinite(theta)):
+        bad = ~np.isfinite(theta).all(axis=(1, 2))
+        if bad.any() and on_diverge == "raise":
             raise FloatingPointError(f"the iterates diverged (NaN/inf) before step {(r + 1) * record_every}: "
                                      "use a smaller step size eta or label noise s")
+        if (bad & ~gone).any():  # park the diverged chains: θ = 0 and η = 0 keep them finite and still
+            gone |= bad
+            theta[gone] = 0.0
+            eta_a = np.where(gone, 0.0, eta_a)
+            if stepper is not None:
+                stepper.set_theta(theta)
         snaps[r + 1] = theta
+        snaps[r + 1, gone] = np.nan
     wall = time.perf_counter() - t0
     eig, F, loss = summarize(snaps, X, y, act)
     settings = {"method": method, "act": act, "chains": C, "m": m, "d": d, "n": n, "steps": steps,
-                "record_every": record_every, "seed": int(seed)}
-    return Run(np.arange(R + 1) * record_every, snaps, eig, F, loss, wall, settings)
+                "record_every": record_every,
+                "seed": int(seed) if isinstance(seed, (int, np.integer)) else [int(v) for v in seed]}
+    return Run(np.arange(R + 1) * record_every, snaps, eig, F, loss, wall, settings, gone)
 
 
 # ----------------------------------------------------------------------------------------------------------------
