@@ -420,7 +420,8 @@ def axes_log_norms(k: torch.Tensor, a: torch.Tensor, d: int, B: int, eta: float,
     out = torch.empty(runs, steps + 1, dtype=torch.float64)
     out[:, 0] = torch.logsumexp(2 * logw, 1)
     for t in range(steps):
-        idx = torch.rand(runs, n, generator=generator).argsort(1)[:, :B]  # uniform B-subsets
+        keys = torch.rand(runs, n, generator=generator)  # uniform B-subsets: the B smallest keys, in order
+        idx = torch.topk(keys, B, dim=1, largest=False, sorted=True).indices
         h = torch.zeros(runs, d, dtype=torch.float64).scatter_add_(1, k[idx], a[idx] / B)
         logw = logw + (1 - eta * h * scale).abs().log()
         out[:, t + 1] = torch.logsumexp(2 * logw, 1)
