@@ -185,3 +185,48 @@ def test_rank_one_threshold_equals_the_dense_family():
         assert mo.critical_eta_rank_one(G, 3, beta, rtol=1e-9) == pytest.approx(
             mo.critical_eta(H, 3, beta), rel=1e-7)
     assert mo.critical_eta_rank_one(G, 3, 0.0, rtol=1e-9) == pytest.approx(st.critical_eta_rank_one(G, 3), rel=1e-7)
+
+
+def _critical_eta_by_eigenvalues(H, B, beta, method="sgd", rho_over_alpha=0.0, rtol=1e-7, grid=16):
+    """The earlier critical_eta: the same scan and bisection, each side of 1 decided by radius_dense."""
+    import numpy as np
+
+    from flatbias import stability
+
+    fam = stability.family(H, restrict=True)
+
+    def rho(eta):
+        return mo.radius_dense(mo._momentum(fam, eta, B, beta, method, "without_replacement", rho_over_alpha))
+
+    op0 = mo._momentum(fam, 1.0, B, beta, method, "without_replacement", rho_over_alpha).op
+    edge = 2 * (1 + beta) / float(torch.linalg.eigvals(op0.Kbar).real.max())
+    lo = 0.0
+    for e in np.geomspace(1e-3 * edge, 2 * edge, grid):
+        if rho(e) >= 1:
+            hi = float(e)
+            break
+        lo = float(e)
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if rho(mid) < 1 else (lo, mid)
+    return hi
+
+
+def test_unstable_dense_decides_like_the_eigenvalues_and_the_threshold_is_unchanged():
+    """The linear-solve test of ρ(𝒯_β) ≥ 1 gives chapter 18's thresholds bit for bit (random families as in the
+    chapter: n in [4, 12], d in [2, 6], rank in [1, 3]; SGD and SAM; β in {0, 0.5, 0.9})."""
+    g = torch.Generator().manual_seed(18)
+    for _ in range(6):
+        n = int(torch.randint(4, 13, (1,), generator=g))
+        d = int(torch.randint(2, 7, (1,), generator=g))
+        H = mo.random_family(n, d, int(torch.randint(1, 4, (1,), generator=g)), g)
+        B = int(torch.randint(1, n + 1, (1,), generator=g))
+        for beta in (0.0, 0.5, 0.9):
+            for method, ra in (("sgd", 0.0), ("sam", 0.1)):
+                new = mo.critical_eta(H, B, beta, method, rho_over_alpha=ra, rtol=1e-7)
+                assert new == _critical_eta_by_eigenvalues(H, B, beta, method, ra), (n, d, B, beta, method)
+    H = mo.random_family(5, 3, 2, g)  # both sides, away from and near the threshold
+    star = mo.critical_eta(H, 2, 0.5)
+    for f in (0.3, 0.999, 1.001, 1.7):
+        op = mo.momentum_operator(H, f * star, 2, 0.5, restrict=True)
+        assert mo.unstable_dense(op) == (mo.radius_dense(op) >= 1) == (f > 1)
