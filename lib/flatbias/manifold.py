@@ -8,6 +8,8 @@ brought onto M by a Newton / minimum-norm retraction θ ← θ − Jᵀ(JJᵀ)�
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import twolayer
@@ -53,17 +55,22 @@ def _check_gram(G: torch.Tensor, rtol: float) -> torch.Tensor:
         ev = torch.linalg.eigvalsh(G)
     except torch.linalg.LinAlgError:
         ev = None
-    if ev is None or not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300):
-        if not bool(torch.isfinite(G).all()):
-            raise RankDeficientError(
-                f"JJᵀ (n = {G.shape[0]}) has NaN or inf entries: θ left the region where φ' is finite (a step "
-                "that was too large, or weights that overflow), so M is not a smooth manifold there")
-        lo, hi = (float("nan"), float("nan")) if ev is None else (float(ev[0]), float(ev[-1]))
+    if ev is not None and G.dtype == torch.float64 and ev.numel():
+        # the test below on one Python list (exact in float64): all eigenvalues finite and ev[0] > rtol·max(ev[-1], ·)
+        evl = ev.tolist()
+        if all(map(math.isfinite, evl)) and not evl[0] <= rtol * max(evl[-1], 1e-300):
+            return G
+    elif not (ev is None or not bool(torch.isfinite(ev).all()) or ev[0] <= rtol * max(float(ev[-1]), 1e-300)):
+        return G
+    if not bool(torch.isfinite(G).all()):
         raise RankDeficientError(
-            f"the constraint Jacobian J has (numerically) rank < n = {G.shape[0]} (eigenvalues of JJᵀ from "
-            f"{lo:.3g} to {hi:.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
-            "vanishes (e.g. the cube activation at z = 0). M is not a smooth manifold at this θ.")
-    return G
+            f"JJᵀ (n = {G.shape[0]}) has NaN or inf entries: θ left the region where φ' is finite (a step "
+            "that was too large, or weights that overflow), so M is not a smooth manifold there")
+    lo, hi = (float("nan"), float("nan")) if ev is None else (float(ev[0]), float(ev[-1]))
+    raise RankDeficientError(
+        f"the constraint Jacobian J has (numerically) rank < n = {G.shape[0]} (eigenvalues of JJᵀ from "
+        f"{lo:.3g} to {hi:.3g}): the data are not linearly independent, or φ'(θ_jᵀx_i) "
+        "vanishes (e.g. the cube activation at z = 0). M is not a smooth manifold at this θ.")
 
 
 def _gram(J: torch.Tensor, rtol: float) -> torch.Tensor:
@@ -104,31 +111,60 @@ def retract(theta, X, y, act: str | Activation, a=None, tol: float = 1e-12, max_
 
 def _retract(theta, X, y, act: Activation, a=None, tol: float = 1e-12, max_iter: int = 60,
              rtol: float = 1e-14) -> torch.Tensor:
-    def cons(t):
-        return twolayer._forward(t, X, act, a) - y
+    return _retract_z(theta, X, y, act, twolayer._a(theta, a), tol, max_iter, rtol, ones_a=a is None)[0]
 
-    theta = theta.clone()
-    c = cons(theta)
+
+def _abs_max(c: torch.Tensor) -> float:
+    """float(c.abs().max()) for a 1-d c, read from one Python list (abs and max are exact; NaN propagates)."""
+    if c.dim() != 1 or not c.numel() or not c.is_floating_point():
+        return float(c.abs().max())
+    cl = c.tolist()
+    return math.nan if any(map(math.isnan, cl)) else max(map(abs, cl))
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """x.norm() (2-norm of all entries): Tensor.norm calls torch.linalg.vector_norm(x, 2) for strided CPU/CUDA
+    tensors after a Python-level dispatch; call it directly there."""
+    if x.layout == torch.strided and x.device.type in ("cpu", "cuda"):
+        return torch.linalg.vector_norm(x)
+    return x.norm()
+
+
+def _retract_z(theta, X, y, act: Activation, a: torch.Tensor, tol: float = 1e-12, max_iter: int = 60,
+               rtol: float = 1e-14, copy: bool = True, ones_a: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_retract` with the second-layer weights ``a`` as a tensor (never None); returns θ on M and Z = Xθᵀ
+    there. ``copy=False``: θ is a temporary that may be returned as is (no clone). ``ones_a``: ``a`` is all ones,
+    so φ'(Z)·a is φ'(Z) exactly (x·1 = x) and the product is skipped."""
+    if copy:
+        theta = theta.clone()
+    Z = X @ theta.T  # twolayer._z
+    c = act.phi(Z) @ a - y  # twolayer._forward − y
+    norm0 = None  # ‖c‖, carried over from the accepted Newton step
     for _ in range(max_iter):
-        err = float(c.abs().max())
+        err = _abs_max(c)
         if err <= tol:
-            return theta
-        J = twolayer._jacobian(theta, X, act, a)
+            return theta, Z
+        D = act.d1(Z) if ones_a else act.d1(Z) * a  # twolayer._jacobian at θ (Z = Xθᵀ)
+        J = (D[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
         step = (J.T @ torch.linalg.solve(_gram(J, rtol), c)).reshape(theta.shape)
-        t, norm0 = 1.0, float(c.norm())
+        t = 1.0
+        if norm0 is None:
+            norm0 = float(_norm(c))
         for _ in range(40):
-            cand = theta - t * step
-            c_new = cons(cand)
-            if bool(torch.isfinite(c_new).all()) and float(c_new.norm()) < norm0:
+            cand = theta - step if t == 1.0 else theta - t * step  # 1.0·step is step exactly
+            Z_new = X @ cand.T
+            c_new = act.phi(Z_new) @ a - y
+            norm = float(_norm(c_new))
+            if norm < norm0:  # never true when c_new has a NaN or inf entry: its norm is then NaN or inf
                 break
             t /= 2
         else:
             raise RetractionError(f"retraction stalled: no step size decreases ‖c‖ = {norm0:.3g}; start closer to M "
                                   "(smaller initial weights) or check that the labels y_i/m lie in the range of φ")
-        theta, c = cand, c_new
-    err = float(c.abs().max())
+        theta, c, Z, norm0 = cand, c_new, Z_new, norm
+    err = _abs_max(c)
     if err <= tol:
-        return theta
+        return theta, Z
     raise RetractionError(f"retraction did not converge: max |f(x_i) − y_i| = {err:.3g} > tol = {tol:g} after "
                           f"{max_iter} Newton steps; raise max_iter or start closer to M")
 

@@ -53,6 +53,7 @@ class _Parts:
     A: torch.Tensor  # a_j φ'(z_ij): block j of row i of J is A_ij x_i
     x2: torch.Tensor  # (n,) ‖x_i‖²
     G: torch.Tensor  # (n, n) JJᵀ = (AAᵀ) ∘ K
+    w2: torch.Tensor | None = None  # 2‖x_i‖² a_j² (n, m), a constant of a descent run; None: computed when needed
 
 
 def _parts(theta, X, act, a) -> _Parts:
@@ -88,7 +89,8 @@ def euclidean_grad(theta, X, act: str | Activation, a=None) -> torch.Tensor:
 
 
 def _egrad(p: _Parts, X) -> torch.Tensor:
-    return (2 * p.x2[:, None] * p.a**2 * p.d1 * p.d2).T @ X
+    w2 = 2 * p.x2[:, None] * p.a**2 if p.w2 is None else p.w2
+    return (w2 * p.d1 * p.d2).T @ X
 
 
 def multipliers(theta, X, act: str | Activation, a=None) -> torch.Tensor:
@@ -143,15 +145,24 @@ def _null_basis(M: torch.Tensor) -> torch.Tensor:
     return Q[:, M.shape[0]:]
 
 
-def _span_parts(theta, X, act, a):
-    """Coordinates of T^span: v_j = Q b_j with Q (d × n) an orthonormal basis of span{x_i}; C = XQ (n × n)."""
-    n, d = X.shape
-    manifold.check_data(X)
-    p = _parts(theta, X, act, a)
-    _solve_gram(p.G, torch.zeros(n, dtype=X.dtype, device=X.device))  # rank check with a clear message
+def _data_basis(X):
+    """(Q, Q⊥, C = XQ): Q (d × n) an orthonormal basis of span{x_i}, Q⊥ its complement; depends on X only."""
+    n = X.shape[0]
     Qfull, _ = torch.linalg.qr(X.T, mode="complete")  # (d, d); first n columns span the data
     Q, Qperp = Qfull[:, :n], Qfull[:, n:]
-    C = X @ Q
+    return Q, Qperp, X @ Q
+
+
+def _span_parts(theta, X, act, a, basis=None):
+    """Coordinates of T^span: v_j = Q b_j with Q (d × n) an orthonormal basis of span{x_i}; C = XQ (n × n).
+
+    ``basis``: :func:`_data_basis` of X, computed once by a caller that already checked X (``check_data``)."""
+    n, d = X.shape
+    if basis is None:
+        manifold.check_data(X)
+    p = _parts(theta, X, act, a)
+    _solve_gram(p.G, torch.zeros(n, dtype=X.dtype, device=X.device))  # rank check with a clear message
+    Q, Qperp, C = _data_basis(X) if basis is None else basis
     m = theta.shape[0]
     # constraint in b-coordinates: row i, block j = A_ij C_i,:  (n × mn)
     Jb = (p.A[:, :, None] * C[:, None, :]).reshape(n, m * n)
@@ -188,10 +199,10 @@ def hess_matrix(theta, X, act: str | Activation, a=None, span_only: bool = False
     return _hess_matrix(theta, X, twolayer.check_inputs(theta, X, act, a), a, span_only)
 
 
-def _hess_matrix(theta, X, act, a, span_only: bool) -> torch.Tensor:
+def _hess_matrix(theta, X, act, a, span_only: bool, basis=None) -> torch.Tensor:
     m, d = theta.shape
     n = X.shape[0]
-    p, Q, Qperp, C, Nb = _span_parts(theta, X, act, a)
+    p, Q, Qperp, C, Nb = _span_parts(theta, X, act, a, basis)
     w = _weights(p, _grad(p, X)[1])  # (n, m)
     k = Nb.shape[1]
     Nb3 = Nb.reshape(m, n, k)
@@ -213,9 +224,9 @@ def lambda_min(theta, X, act: str | Activation, a=None, span_only: bool = False)
     return _lambda_min(theta, X, twolayer.check_inputs(theta, X, act, a), a, span_only)
 
 
-def _lambda_min(theta, X, act, a, span_only: bool) -> float:
-    return float(torch.linalg.eigvalsh(_hess_matrix(theta, X, act, a, span_only=True))[0]) if span_only or \
-        X.shape[0] == X.shape[1] else min(0.0, _lambda_min(theta, X, act, a, span_only=True))
+def _lambda_min(theta, X, act, a, span_only: bool, basis=None) -> float:
+    return float(torch.linalg.eigvalsh(_hess_matrix(theta, X, act, a, span_only=True, basis=basis))[0]) if span_only \
+        or X.shape[0] == X.shape[1] else min(0.0, _lambda_min(theta, X, act, a, span_only=True, basis=basis))
 
 
 def lambda_max(theta, X, act: str | Activation, a=None) -> float:
@@ -272,16 +283,37 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
     h_max = None if h_max is None else vd.positive("h_max", h_max)
     manifold.check_data(X)
     # activations outside Assumption 3.1 are allowed (the chapters probe them); the theorems don't apply
-    theta = manifold._retract(theta0, X, y, act, a)
+    # Per run, once: the constants of X and a that every step uses (the same tensors the per-call helpers build).
+    # Per θ, once: Z = Xθᵀ comes from the retraction that produced θ, φ'(Z) and A = φ'(Z)·a from F(θ), and the
+    # gradient step at θ reuses them (the same operations on the same θ, so the same bits).
+    # With a = None (all ones) A = φ'(Z)·1 is φ'(Z) exactly, so that product is skipped.
+    av, ones_a = twolayer._a(theta0, a), a is None
+    x2, K = (X**2).sum(1), X @ X.T
+    w2 = 2 * x2[:, None] * av**2
+    basis = _data_basis(X) if with_lambda_min else None  # X passed check_data above
+
+    def at(Z):  # φ'(Z), A and F = twolayer._sharpness at θ with Z = Xθᵀ
+        d1 = act.d1(Z)
+        A = d1 if ones_a else d1 * av
+        return d1, A, float((x2 * (A**2).sum(1)).sum())
+
+    def grad_at(Z, d1, A):  # _grad(_parts(θ, X, act, a), X)[0] and its norm; φ''' (unused by _grad) is skipped
+        g = _grad(_Parts(Z, av, d1, act.d2(Z), None, A, x2, (A @ A.T) * K, w2), X)[0]
+        return g, float(manifold._norm(g))
+
+    def retract(th):
+        return manifold._retract_z(th, X, y, act, av, copy=False, ones_a=ones_a)
+
+    theta, Z = manifold._retract_z(theta0, X, y, act, av, ones_a=ones_a)
     if adaptive:
         lmax = _lambda_max(theta, X, act, a)
         h = 1.0 / max(lmax, 1e-12)
         h_max = 10.0 * h if h_max is None else h_max
     rule = "Armijo backtracking (adaptive)" if adaptive else f"fixed h = {h:g}"
-    F_of = lambda th: float(twolayer._sharpness(th, X, act, a))  # noqa: E731
 
     traj = Trajectory([], [], [], [] if with_lambda_min else None, theta, [] if keep_thetas else None, 0, False, rule)
-    t, F, F0, rises = 0.0, F_of(theta), F_of(theta), 0
+    d1, A, F = at(Z)
+    t, F0, rises = 0.0, F, 0
 
     def log(theta, gnorm):
         traj.t.append(t)
@@ -289,7 +321,7 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
         traj.grad_norm.append(gnorm)
         traj.h.append(h)
         if with_lambda_min:
-            traj.lambda_min.append(_lambda_min(theta, X, act, a, lambda_min_span_only))
+            traj.lambda_min.append(_lambda_min(theta, X, act, a, lambda_min_span_only, basis))
         if keep_thetas:
             traj.thetas.append(theta.clone())
 
@@ -298,29 +330,29 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
     k = 0
     try:
         while True:
-            g, _ = _grad(_parts(theta, X, act, a), X)
-            gnorm = float(g.norm())
+            g, gnorm = grad_at(Z, d1, A)
             if not math.isfinite(gnorm):
                 raise StepSizeError(f"grad_M F is not finite at step {k} (F = {F:.3g}): the iterate left the region "
                                     f"where F is finite; use a smaller step than h = {h:g}")
             done = gnorm <= tol or k >= max_steps or t >= max_time
             if k % log_every == 0 or done:
                 log(theta, gnorm)
-                bar.set_postfix(F=f"{F:.6g}", grad=f"{gnorm:.2e}", refresh=False)
+                if not bar.disable:
+                    bar.set_postfix(F=f"{F:.6g}", grad=f"{gnorm:.2e}", refresh=False)
             if done:
                 traj.converged = gnorm <= tol
                 break
             if adaptive:
                 for _ in range(60):
                     try:
-                        cand = manifold._retract(theta - h * g, X, y, act, a)
-                        F_new = F_of(cand)
+                        cand, Zc = retract(theta - h * g)
+                        d1c, Ac, F_new = at(Zc)
                     except (manifold.RetractionError, manifold.RankDeficientError):
                         F_new = math.inf
                     if F_new <= F - 0.5 * h * gnorm**2:
                         break  # Armijo
                     if 0.5 * h * gnorm**2 < 1e-12 * abs(F) and F_new <= F + 1e-13 * abs(F) and \
-                            float(_grad(_parts(cand, X, act, a), X)[0].norm()) < gnorm:
+                            grad_at(Zc, d1c, Ac)[1] < gnorm:
                         break  # round-off floor of F: accept a step that does not raise F and shrinks ‖grad‖
                     h /= 2
                 else:
@@ -328,19 +360,21 @@ def descent(theta0, X, y, act: str | Activation, a=None, step: float | str | Non
                         break  # round-off floor: no step decreases F or ‖grad‖ any more (converged stays False)
                     raise StepSizeError(f"no step size gives sufficient decrease at step {k} (‖grad‖ = {gnorm:.3g})")
                 theta, F, t = cand, F_new, t + h
+                Z, d1, A = Zc, d1c, Ac
                 h = min(1.2 * h, h_max)
             else:
                 try:
-                    cand = manifold._retract(theta - h * g, X, y, act, a)
+                    cand, Zc = retract(theta - h * g)
                 except (manifold.RetractionError, manifold.RankDeficientError) as exc:
                     raise StepSizeError(_diverge_msg(h, k, theta, X, act, a, f"the retraction failed ({exc})")) from exc
-                F_new = F_of(cand)
+                d1c, Ac, F_new = at(Zc)
                 if not math.isfinite(F_new) or F_new > 1e6 * max(F0, 1e-300):
                     raise StepSizeError(_diverge_msg(h, k, theta, X, act, a, f"F jumped from {F:.3g} to {F_new:.3g}"))
                 rises = rises + 1 if F_new > F * (1 + 1e-12) + 1e-300 else 0
                 if rises >= 5:
                     raise StepSizeError(_diverge_msg(h, k, theta, X, act, a, "F increased in 5 consecutive steps"))
                 theta, F, t = cand, F_new, t + h
+                Z, d1, A = Zc, d1c, Ac
             k += 1
             traj.steps = k
             bar.update(1)
