@@ -20,7 +20,7 @@ help:
 	@echo "make book-stored  build the book from the outputs stored in the notebooks (no execution)"
 	@echo "make test-site    browser test of the built site (needs Debian's chromium)"
 	@echo "make notebooks    sync the .py/.ipynb pairs and re-execute them at smoke scale (before committing)"
-	@echo "make records      rerun at paper scale every chapter whose record is missing or stale (CHAPTERS='01 08', JOBS=2)"
+	@echo "make records      rerun at paper scale every chapter whose record is missing or stale (CHAPTERS='01 08', JOBS=2; default: the cores, at most 4)"
 
 # --- environment: a venv from the repo's own pinned files ---------------------------------------
 $(STAMP): requirements.txt pyproject.toml
@@ -81,7 +81,7 @@ notebooks: sync
 # (the one command that writes results/chapters; a build at full scale writes _build/full/records); then commit
 # the records and `make notebooks`
 CHAPTERS ?=
-JOBS ?= 1
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)  # chapters at once, one thread each
 RECORDS_FLAGS ?=
 records: $(STAMP)
 	$(BIN)/python -m flatbias.chapter_record --jobs $(JOBS) $(RECORDS_FLAGS) $(CHAPTERS)
