@@ -330,3 +330,22 @@ def test_generator_kernel_matches_torch_backend(method):
     assert bool(((tn - tt).abs() < 0.1 * tt + 2).all()), (tn, tt)
     again = sim.escape_times_axes_rng(k, a, d, B, 0.45, reps=reps, steps=steps, method=method, seed=3)
     assert torch.equal(fast, again)
+
+
+def test_perron_root_by_arnoldi_equals_every_eigenvalue_on_large_blocks():
+    """critical_eta's ρ(L⁻¹Q) from ARPACK (r² ≥ ARNOLDI_MIN_DIM) against the dense eigenvalues: rank-one blocks
+    of the sizes of chapter 14's C = 2 net (r up to 30), SGD and SAM, both samplings."""
+    g = torch.Generator().manual_seed(14)
+    for r, n, B, method, smp, ra in ((12, 40, 5, "sgd", "without_replacement", 0.0),
+                                     (20, 60, 10, "sam", "without_replacement", 1.0),
+                                     (30, 100, 10, "sgd", "bernoulli", 0.0)):
+        U = torch.randn(n, r, dtype=torch.float64, generator=g) * torch.rand(n, 1, dtype=torch.float64, generator=g)
+        H = 2 * U[:, :, None] * U[:, None, :]
+        op = st._operator(st.family(H), 1.0, B, method, smp, ra)
+        L, Q = op.dense_parts()
+        assert L.shape[0] >= st.ARNOLDI_MIN_DIM
+        dense = float(torch.linalg.eigvals(torch.linalg.solve(L, Q)).abs().max())
+        assert st.perron_root(L, Q) == pytest.approx(dense, rel=1e-12)
+        star = st.critical_eta(H, B, method, smp, ra)
+        lo, hi = (st.spectral_radius(H, star * (1 + e), B, method, smp, ra) for e in (-1e-7, 1e-7))
+        assert lo < 1 < hi  # η* is where ρ(𝒯) crosses 1
