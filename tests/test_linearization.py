@@ -212,3 +212,135 @@ def test_lyapunov_rejects_bad_step_sizes(net, gen):
     for bad in ([0.1, 0.2], [0.1, -0.1, 0.1], float("nan")):
         with pytest.raises(vd.InvalidArgumentError):
             L.lyapunov(G, dirs, sch, bad)
+
+
+# ------------------------------------------------------------------ the fast _grad / run_batched vs the einsum code
+# _grad and run_batched were rewritten for speed (bmm/mm on laid-out tensors, no einsum; less per-step
+# bookkeeping). The formulas below are the einsum code they replace: the new code must give the same bits
+# (the chapter's records were made with it, and its round-off guards have round-off tolerances).
+def _grad_einsum(T, Xb, yb, d):
+    R, P = T.shape
+    h = P // (d + 2)
+    W1, b1, W2 = T[:, : h * d].view(R, h, d), T[:, h * d: h * d + h], T[:, h * d + h:]
+    shared = Xb.ndim == 2
+    Z = (torch.einsum("rhd,bd->rbh", W1, Xb) if shared else torch.einsum("rhd,rbd->rbh", W1, Xb))
+    Z = Z + b1[:, None, :]
+    A = torch.relu(Z)
+    coef = (2.0 / Xb.shape[-2]) * (torch.einsum("rbh,rh->rb", A, W2) - yb)
+    dZ = coef[:, :, None] * W2[:, None, :] * (Z > 0).to(T.dtype)
+    dW1 = torch.einsum("rbh,bd->rhd", dZ, Xb) if shared else torch.einsum("rbh,rbd->rhd", dZ, Xb)
+    return torch.cat([dW1.reshape(R, h * d), dZ.sum(1), torch.einsum("rb,rbh->rh", coef, A)], 1)
+
+
+def _step_einsum(T, Xb, yb, X, y, lr, rho, ra, d):
+    g = _grad_einsum(T, Xb, yb, d)
+    if rho > 0:
+        g = _grad_einsum(T + rho * g / (g.norm(dim=1, keepdim=True) + 1e-12), Xb, yb, d)
+    elif ra > 0:
+        g = _grad_einsum(T + ra * _grad_einsum(T, X, y, d), Xb, yb, d)
+    return T - lr * g
+
+
+def _run_batched_einsum(theta_star, X, y, W0, schedule, lr, rho=0.0, ra=0.0, factor=10.0):
+    R, d = W0.shape[0], X.shape[1]
+    r0 = W0.norm(dim=1)
+    T = theta_star + W0
+    out = T.clone()
+    esc = torch.full((R,), -1, dtype=torch.int64)
+    mx = torch.ones(R, dtype=torch.float64)
+    fin = torch.ones(R, dtype=torch.float64)
+    act = torch.arange(R)
+    for t, idx in enumerate(schedule, start=1):
+        ia = idx[act]
+        T = _step_einsum(T, X[ia], y[ia], X, y, lr, rho, ra, d)
+        ratio = (T - theta_star).norm(dim=1) / r0[act]
+        ok = torch.isfinite(ratio) & torch.isfinite(T).all(1)
+        ratio = torch.where(ok, ratio, torch.full_like(ratio, float("inf")))
+        mx[act] = torch.maximum(mx[act], ratio)
+        gone = ratio >= factor
+        if bool(gone.any()):
+            esc[act[gone]] = t
+            fin[act[gone]] = ratio[gone]
+            out[act[gone]] = T[gone]
+            act, T = act[~gone], T[~gone]
+            if act.numel() == 0:
+                break
+    if act.numel():
+        out[act] = T
+        fin[act] = (T - theta_star).norm(dim=1) / r0[act]
+    return L.Runs(esc, fin, mx, out)
+
+
+def _chapter_net(gen, d=30, h=120, n=100, runs=60, spread=0.05):
+    """Chapter 19's shapes: d = 30 inputs, h = 120 hidden units, n = 100 points, R = 60 runs near θ*."""
+    X, y = relu_net.parity_data(n, d, gen)
+    theta = relu_net.generalizing_solution(2, d, h)
+    return theta, X, y, theta + spread * torch.randn(runs, theta.numel(), generator=gen)
+
+
+@pytest.mark.parametrize("B", [1, 2, 10, 100])
+@pytest.mark.parametrize("shape, runs", [("chapter", 60), ("chapter", 1), ("chapter", 2), ("chapter", 17),
+                                         ("chapter", 96), ("small", 5), ("small", 1)])
+def test_grad_bit_identical_to_einsum(gen, B, shape, runs):
+    # runs: one (einsum drops the run axis), one block, blocks of 8 + 9, 6 blocks of 16, the chapter's 60
+    theta, X, y, T = _chapter_net(gen, runs=runs) if shape == "chapter" else _chapter_net(gen, D, H, N, runs)
+    n, d = X.shape
+    B = min(B, n)
+    idx = torch.stack([torch.randperm(n, generator=gen)[:B] for _ in range(T.shape[0])])
+    for i, Xb, yb in ((idx, X[idx], y[idx]), (None, X[:B], y[:B])):  # one batch per run, one shared batch
+        got, ref = L._grad(T, Xb, yb, d), _grad_einsum(T, Xb, yb, d)
+        assert got.shape == ref.shape and torch.equal(got, ref)
+        # and against the independent per-run reference, train_relu.batch_gradient
+        for k in (0, T.shape[0] - 1):
+            want = train_relu.batch_gradient(T[k], X[i[k]] if i is not None else Xb,
+                                             y[i[k]] if i is not None else yb)
+            assert float((got[k] - want).abs().max()) <= 1e-12 * float(want.abs().max())
+
+
+@pytest.mark.parametrize("B", [1, 10])
+@pytest.mark.parametrize("rho, ra", [(0.0, 0.0), (0.05, 0.0), (0.0, 1.0)])  # sgd, normalized sam, ascent ρ/α
+def test_step_bit_identical_to_einsum(gen, B, rho, ra):
+    theta, X, y, T = _chapter_net(gen)
+    n, d = X.shape
+    idx = L.minibatch_schedule(T.shape[0], n, B, 1, gen)[0]
+    got = L._step(T, X[idx], y[idx], X, y, 0.01, rho, ra, d)
+    assert torch.equal(got, _step_einsum(T, X[idx], y[idx], X, y, 0.01, rho, ra, d))
+    for k in (0, 7):  # the independent references: train_relu.step, the ascent written out per run
+        if ra:
+            asc = T[k] + ra * train_relu.batch_gradient(T[k], X, y)
+            want = T[k] - 0.01 * train_relu.batch_gradient(asc, X[idx[k]], y[idx[k]])
+        else:
+            want = train_relu.step(T[k], X[idx[k]], y[idx[k]], 0.01, rho)
+        assert float((got[k] - want).abs().max()) <= 1e-12 * float(want.abs().max())
+
+
+@pytest.mark.parametrize("B", [1, 10])
+@pytest.mark.parametrize("rho, ra, f", [(0.0, 0.0, 0.5), (0.0, 0.0, 2.5), (0.05, 0.0, 0.5), (0.0, 1.0, 0.9),
+                                        (0.0, 1.0, 3.0)])
+def test_run_batched_bit_identical_to_einsum(gen, B, rho, ra, f):
+    # chapter shapes, radii from tiny to escaping, stable and unstable step sizes: same escapes, same bits
+    theta, X, y, _ = _chapter_net(gen)
+    n, d = X.shape
+    G = relu_hessian.per_sample_gradients(theta, X, h=120)
+    kw = dict(method="sam", rho_over_alpha=ra) if ra else {}
+    lr = f * stability.critical_eta_rank_one(G, B, **kw)
+    dirs = L.directions(6, theta.numel(), gen)
+    W0 = torch.cat([r * dirs for r in (1e-3, 0.1, 1.0, 3.0)])
+    sch = L.minibatch_schedule(6, n, B, 40, gen).repeat(1, 4, 1)
+    a = L.run_batched(theta, X, y, W0, sch, lr, rho, ra, factor=10.0)
+    b = _run_batched_einsum(theta, X, y, W0, sch, lr, rho, ra, factor=10.0)
+    for field in ("escape_step", "final_ratio", "max_ratio", "theta"):
+        assert torch.equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_run_batched_non_finite_theta_escapes(net, gen):
+    # a huge step overflows θ to inf/NaN: the run escapes there with ratio inf, as in the einsum code
+    theta, X, y, _ = net
+    W0 = 0.5 * L.directions(3, theta.numel(), gen)
+    sch = L.minibatch_schedule(3, N, 2, 30, gen)
+    a = L.run_batched(theta, X, y, W0, sch, 1e150, factor=1e300)
+    b = _run_batched_einsum(theta, X, y, W0, sch, 1e150, factor=1e300)
+    assert bool(a.escaped.all()) and bool(torch.isinf(a.final_ratio).all())
+    for field in ("escape_step", "final_ratio", "max_ratio"):
+        assert torch.equal(getattr(a, field), getattr(b, field)), field
+    assert torch.equal(a.theta.isfinite(), b.theta.isfinite())

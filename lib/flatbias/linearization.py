@@ -115,8 +115,42 @@ SCHEDULES = {"reshuffled": minibatch_schedule, "iid": iid_schedule}
 
 
 # ---------------------------------------------------------------------------------------------- batched maps
-def _grad(T, Xb, yb, d):
-    """∇_θ mean_b (f(x_b) − y_b)² for every run; T (R, P), Xb (R, B, d) or (B, d), yb (R, B) or (B,)."""
+# _grad is the hot loop of chapter 19 (every step of every run; with the full-batch ascent, most of it in the
+# gradient of the whole training set). It calls bmm/mm on laid-out tensors instead of einsum (_grad_einsum, the
+# formula the chapter's records were made with), chosen so that every sum runs in the same order as einsum's: its
+# result is bit-identical to _grad_einsum (tests: test_grad_bit_identical_to_einsum, at the chapter's shapes and
+# at small ones). What is gone is einsum's dispatch, its operand copies and a slow bool-to-float product; the
+# full-batch gradient runs over blocks of runs whose temporaries stay in the cache.
+_RUN_BLOCK = 16  # runs per block of the full-batch gradient: (16, h, n) temporaries fit a core's L2 at h, n ~ 100
+
+
+def _positive(Z):
+    """The 0/1 mask (Z > 0) in Z's dtype, as ``(Z > 0).to(Z.dtype)`` but without its slow bool-to-float cast."""
+    return torch.gt(Z, 0, out=torch.empty_like(Z))
+
+
+def _grad_shared(T, X, y, d):
+    """:func:`_grad` for one batch X (B, d), y (B,) shared by every run: Z laid out (R, h, B) (one mm gives it),
+    dZ (R, B, h) (the layout whose batch sum einsum's code took)."""
+    R, P = T.shape
+    h = P // (d + 2)
+    hd, B = h * d, X.shape[0]
+    W1, b1, W2 = T[:, :hd].view(R, h, d), T[:, hd: hd + h], T[:, hd + h:]
+    Z = torch.mm(W1.reshape(R * h, d), X.T).view(R, h, B)
+    Z += b1[:, :, None]
+    A = torch.relu(Z)
+    coef = torch.bmm(W2[:, None, :], A).view(R, B)
+    coef -= y
+    coef *= 2.0 / B  # (R, B)
+    dZ = coef[:, :, None] * W2[:, None, :]
+    dZ *= _positive(Z).transpose(1, 2)  # (R, B, h)
+    dW1 = torch.bmm(dZ.transpose(1, 2), X.expand(R, B, d))
+    return torch.cat([dW1.view(R, hd), dZ.sum(1), torch.bmm(coef[:, None, :], A.transpose(1, 2)).view(R, h)], 1)
+
+
+def _grad_einsum(T, Xb, yb, d):
+    """The einsum formula of :func:`_grad` (its reference), used where einsum takes other paths than the bmm calls
+    below: a single run (einsum drops the run axis) and a shared batch too small for BLAS (h·B < 400)."""
     R, P = T.shape
     h = P // (d + 2)
     W1, b1, W2 = T[:, : h * d].view(R, h, d), T[:, h * d: h * d + h], T[:, h * d + h:]
@@ -128,6 +162,34 @@ def _grad(T, Xb, yb, d):
     dZ = coef[:, :, None] * W2[:, None, :] * (Z > 0).to(T.dtype)
     dW1 = torch.einsum("rbh,bd->rhd", dZ, Xb) if shared else torch.einsum("rbh,rbd->rhd", dZ, Xb)
     return torch.cat([dW1.reshape(R, h * d), dZ.sum(1), torch.einsum("rb,rbh->rh", coef, A)], 1)
+
+
+def _grad(T, Xb, yb, d):
+    """∇_θ mean_b (f(x_b) − y_b)² for every run; T (R, P), Xb (R, B, d) or (B, d), yb (R, B) or (B,)."""
+    R, P = T.shape
+    h = P // (d + 2)
+    if Xb.ndim == 2:  # one batch (the training set) for every run, in blocks of at least _RUN_BLOCK // 2 runs
+        if R == 1 or h * Xb.shape[0] < 400:
+            return _grad_einsum(T, Xb, yb, d)
+        k = -(-R // _RUN_BLOCK)
+        if k == 1:
+            return _grad_shared(T, Xb, yb, d)
+        cut = [R * i // k for i in range(k + 1)]
+        return torch.cat([_grad_shared(T[a:b], Xb, yb, d) for a, b in zip(cut, cut[1:])])
+    hd, B = h * d, Xb.shape[1]
+    W1, b1, W2 = T[:, :hd].view(R, h, d), T[:, hd: hd + h], T[:, hd + h:]
+    Z = torch.bmm(Xb, W1.transpose(1, 2))  # (R, B, h)
+    Z += b1[:, None, :]
+    A = torch.relu(Z)
+    coef = torch.bmm(A, W2[:, :, None]).view(R, B)
+    coef -= yb
+    coef *= 2.0 / B  # (R, B)
+    dZ = coef[:, :, None] * W2[:, None, :]
+    dZ *= _positive(Z)  # (R, B, h)
+    if B == 1:  # sums of one term: the products themselves
+        return torch.cat([(dZ.view(R, h, 1) * Xb.view(R, 1, d)).view(R, hd), dZ.view(R, h), coef * A.view(R, h)], 1)
+    dW1 = torch.bmm(dZ.transpose(1, 2), Xb)
+    return torch.cat([dW1.view(R, hd), dZ.sum(1), torch.bmm(coef[:, None, :], A).view(R, h)], 1)
 
 
 def _check_batch_inputs(thetas, Xb, yb):
@@ -161,12 +223,16 @@ def full_gradients(thetas: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> to
 
 
 def _step(T, Xb, yb, X, y, lr, rho, ra, d):
-    g = _grad(T, Xb, yb, d)
-    if rho > 0:  # normalized SAM, ascent along the minibatch gradient (train_relu.step)
-        g = _grad(T + rho * g / (g.norm(dim=1, keepdim=True) + 1e-12), Xb, yb, d)
-    elif ra > 0:  # unnormalized ascent along the full-batch gradient (chapter 13's linearized SAM)
+    if ra > 0:  # unnormalized ascent along the full-batch gradient (chapter 13's linearized SAM)
         g = _grad(T + ra * _grad(T, X, y, d), Xb, yb, d)
-    return T - lr * g
+    else:
+        g = _grad(T, Xb, yb, d)
+        if rho > 0:  # normalized SAM, ascent along the minibatch gradient (train_relu.step)
+            g = _grad(T + rho * g / (g.norm(dim=1, keepdim=True) + 1e-12), Xb, yb, d)
+    if g.requires_grad:  # (autograd: no out=)
+        return T - lr * g
+    g *= lr  # g is ours: θ − ηg in its storage, the same bits as T − lr * g
+    return torch.sub(T, g, out=g)
 
 
 def steps_batched(thetas: torch.Tensor, X: torch.Tensor, y: torch.Tensor, schedule: torch.Tensor, lr: float,
@@ -225,21 +291,23 @@ def run_batched(theta_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, W0: 
     esc = torch.full((R,), -1, dtype=torch.int64)
     mx = torch.ones(R, dtype=torch.float64)
     fin = torch.ones(R, dtype=torch.float64)
-    act = torch.arange(R)
+    act, r0a, every = torch.arange(R), r0, True  # every: no run has left yet (no gathers needed)
     for t, idx in enumerate(schedule, start=1):
-        ia = idx[act]
+        ia = idx if every else idx[act]
         T = _step(T, X[ia], y[ia], X, y, lr, rho, ra, d)
-        ratio = (T - theta_star).norm(dim=1) / r0[act]
-        ok = torch.isfinite(ratio) & torch.isfinite(T).all(1)
-        ratio = torch.where(ok, ratio, torch.full_like(ratio, float("inf")))
-        mx[act] = torch.maximum(mx[act], ratio)
+        # a non-finite θ_t has a non-finite norm (inf or NaN), as has one that overflows: all count as inf
+        ratio = ((T - theta_star).norm(dim=1) / r0a).nan_to_num(nan=math.inf, posinf=math.inf)
+        if every:
+            torch.maximum(mx, ratio, out=mx)
+        else:
+            mx[act] = torch.maximum(mx[act], ratio)
         gone = ratio >= factor
         if bool(gone.any()):
             esc[act[gone]] = t
             fin[act[gone]] = ratio[gone]
             out[act[gone]] = T[gone]
             keep = ~gone
-            act, T = act[keep], T[keep]
+            act, T, r0a, every = act[keep], T[keep], r0[act[keep]], False
             if act.numel() == 0:
                 break
     if act.numel():
