@@ -10,10 +10,9 @@ One step of chain c, with the per-sample loss ℓ_i(θ) = ½(f_θ(x_i) − y_i �
 The per-sample gradient is in closed form, ∇_{θ_j} ℓ_i = r φ'(θ_jᵀx_i) x_i, and the loop over steps is compiled
 with numba, on one core. Two kernels take the same steps: :func:`_run_chunk_scalar`, the reference (chains one after
 the other), and :func:`_run_chunk_lanes`, which :func:`run` uses for two chains or more: all chains at once, with
-the lanes (neuron, chain) innermost so that LLVM vectorizes them, and glibc's exp written out in arithmetic (libm's
-exp is an opaque call, and numba has no vector exp without Intel's SVML). The lane kernel repeats every
-floating-point operation of the scalar one in the same order, so both give the same bits (tested chain for chain);
-where the replica of exp cannot be trusted (another libm, or an argument beyond its range) the scalar kernel runs.
+the lanes (neuron, chain) innermost so that LLVM vectorizes them. Both compute exp by :func:`_exp_pm`, pure
+arithmetic within 1 ulp (libm's exp is an opaque call that does not vectorize), and repeat every floating-point
+operation in the same order, so they give the same bits (tested chain for chain), on any machine and libm.
 A batched torch scan over chains was measured in an earlier benchmark (record of 2026-11-22: 3.6e5 chain-steps/s at
 16 chains against 8.8e6 for the scalar kernel) and is slower for the few-dozen-chain, many-step runs paper 1 needs;
 ``benchmarks/label_noise_kernel.py`` now times the naive loop and the two kernels.
@@ -53,12 +52,92 @@ METHODS = {"sgd": 0, "sam": 1}
 # the compiled kernels
 
 
+# exp(x) and exp(−x) in pure arithmetic (no table, no libm call), so that it inlines and vectorizes in the lane
+# loops (libm's exp is an opaque call, and numba has no vector exp without Intel's SVML) and gives the same bits
+# on every machine and libm. x = k ln2 + r with k = round(x/ln2) (the shift trick; ln2 split in two so that r is
+# exact to ~2⁻¹⁰⁶), |r| ≤ ln2/2; e^{±r} = 1 ± r + (E(r) ± O(r)) with E and O the even and odd Taylor parts beyond
+# the linear term, to r¹⁴ and r¹³ (truncation below 1e-17 relative); then 2^{±k} enters the exponent field. Both
+# results are within 1 ulp of the exact value for |x| < 512 (tested against long-double exp on 3·10⁶ points;
+# libm's is within 0.51). The kernels use it only for |x| < 512 and take math.exp beyond (a diverging run).
+
+_EXP_INVLN2 = float.fromhex("0x1.71547652b82fep+0")  # 1/ln 2
+_EXP_SHIFT = float.fromhex("0x1.8p52")  # 1.5·2⁵², adding it rounds to an integer kept in the low bits
+_EXP_LN2HI = float.fromhex("0x1.62e42fefa39efp-1")
+_EXP_LN2LO = float.fromhex("0x1.abc9e3b39803fp-56")
+#: 1/(2i)! for i = 1..7 (the even part) and 1/(2i+1)! for i = 1..6 (the odd part), the Taylor coefficients
+_EXP_EVEN = tuple(1.0 / math.factorial(2 * i) for i in range(1, 8))
+_EXP_ODD = tuple(1.0 / math.factorial(2 * i + 1) for i in range(1, 7))
+_E1, _E2, _E3, _E4, _E5, _E6, _E7 = _EXP_EVEN
+_O1, _O2, _O3, _O4, _O5, _O6 = _EXP_ODD
+#: the largest |x| for which :func:`_exp_pm` is used (2^k stays a normal number, and the runs are far from here)
+EXP_RANGE = 512.0
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # pragma: no cover - compiled
+    """a·b + c rounded once (llvm.fma; vfmadd on x86-64, a correctly rounded libm call where there is no FMA)."""
+    def codegen(context, builder, signature, args):
+        f64 = llvm_ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], llvm_ir.FunctionType(f64, [f64, f64, f64]))
+        return builder.call(fn, args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@intrinsic
+def _bits(typingctx, a):  # pragma: no cover - compiled
+    """The bits of a float64 as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, a):  # pragma: no cover - compiled
+    """The float64 with the bits of an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+def _exp_pm(x, h):  # pragma: no cover - compiled
+    """(e^x/2^h, e^−x/2^h) for |x| < 512 and h ∈ {0, 1}, each within 1 ulp (see above; the power of two is
+    exact: it only enters the exponent field)."""
+    kr = _fma(x, _EXP_INVLN2, _EXP_SHIFT)
+    kd = kr - _EXP_SHIFT
+    k = _bits(kr) - _bits(_EXP_SHIFT)
+    r = _fma(kd, -_EXP_LN2LO, _fma(kd, -_EXP_LN2HI, x))
+    s = r * r
+    ev = _fma(s, _fma(s, _fma(s, _fma(s, _fma(s, _fma(s, _E7, _E6), _E5), _E4), _E3), _E2), _E1) * s
+    od = _fma(s, _fma(s, _fma(s, _fma(s, _fma(s, _O6, _O5), _O4), _O3), _O2), _O1) * s * r
+    plus = 1.0 + (r + (ev + od))
+    minus = 1.0 - (r - (ev - od))
+    return _from_bits(_bits(plus) + ((k - h) << 52)), _from_bits(_bits(minus) - ((k + h) << 52))
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
+def _exp_pm_array(x, plus, minus):  # pragma: no cover - compiled
+    """:func:`_exp_pm` over an array, h = 0 (for the tests)."""
+    for q in range(x.size):
+        plus[q], minus[q] = _exp_pm(x[q], 0)
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
+def _exp_pm_halves(x, plus, minus):  # pragma: no cover - compiled
+    """:func:`_exp_pm` over an array, h = 1 (for the tests)."""
+    for q in range(x.size):
+        plus[q], minus[q] = _exp_pm(x[q], 1)
+
+
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
 def _phi_dphi(z, act):
-    if act == 0:  # sinh: one exp gives sinh and cosh
-        e = math.exp(z)
-        ei = 1.0 / e
-        return 0.5 * (e - ei), 0.5 * (e + ei)
+    if act == 0:  # sinh, cosh = e^z/2 ∓ e^−z/2
+        if abs(z) < EXP_RANGE:
+            e, ei = _exp_pm(z, 1)
+        else:  # beyond the range of _exp_pm (or NaN): the run is diverging
+            e = 0.5 * math.exp(z)
+            ei = 0.25 / e
+        return e - ei, e + ei
     return z + z * z * z / 3.0, 1.0 + z * z  # cubic z + z³/3
 
 
@@ -118,143 +197,30 @@ def _run_chunk_scalar(theta, X, y, eta, s, rho, u, eps, method, act):  # pragma:
         theta[c] = th
 
 
-# glibc's exp (sysdeps/ieee754/dbl-64/e_exp.c, ARM optimized-routines; 128-entry table, degree-5 polynomial) written
-# out operation by operation, with the fused multiply-adds of the x86-64 FMA build (__exp_fma, chosen on CPUs with
-# FMA: its disassembly fuses exactly the products below). Being pure arithmetic it inlines into the lane loops,
-# where ``math.exp`` is an opaque libm call. It is used only after :func:`_exp_replica_ok` found it bit-identical
-# to the ``math.exp`` of this process on a fixed set of inputs (another libm, or a CPU without FMA: the scalar
-# kernel runs instead). It is valid for |x| < 512 (glibc's main path): the lane kernel flags larger or NaN
-# arguments and that chunk is redone by the scalar kernel.
-
-_EXP_INVLN2N = float.fromhex("0x1.71547652b82fep+7")  # N/ln 2, N = 128
-_EXP_NEGLN2HI = -float.fromhex("0x1.62e42fefa0000p-8")
-_EXP_NEGLN2LO = -float.fromhex("0x1.cf79abc9e3b3ap-47")
-_EXP_SHIFT = float.fromhex("0x1.8p52")
-_EXP_C2, _EXP_C3 = float.fromhex("0x1.ffffffffffdbdp-2"), float.fromhex("0x1.555555555543cp-3")
-_EXP_C4, _EXP_C5 = float.fromhex("0x1.55555cf172b91p-5"), float.fromhex("0x1.1111167a4d017p-7")
-
-
-def _exp_table() -> tuple[np.ndarray, np.ndarray]:
-    """glibc's table: 2^(k/128) = H_k (1 + T_k), H_k the nearest double; returns T_k and bits(H_k) − k·2^45 (k < 128),
-    computed in 60-digit decimal arithmetic (equal, entry for entry, to glibc 2.36's __exp_data.tab)."""
-    from decimal import Decimal, localcontext
-
-    tail, hbits = np.empty(128), np.empty(128, dtype=np.int64)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        for k in range(128):
-            v = Decimal(2) ** (Decimal(k) / 128)
-            h = float(v)  # correctly rounded
-            tail[k] = float((v - Decimal(h)) / Decimal(h))
-            hbits[k] = int(np.float64(h).view(np.int64)) - (k << 45)
-    return tail, hbits
-
-
-_EXP_TAIL, _EXP_HBITS = _exp_table()
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):  # pragma: no cover - compiled
-    """a·b + c rounded once (llvm.fma; vfmadd on x86-64)."""
-    def codegen(context, builder, signature, args):
-        f64 = llvm_ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [f64], llvm_ir.FunctionType(f64, [f64, f64, f64]))
-        return builder.call(fn, args)
-    return types.float64(types.float64, types.float64, types.float64), codegen
-
-
-@intrinsic
-def _bits(typingctx, a):  # pragma: no cover - compiled
-    """The bits of a float64 as an int64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _from_bits(typingctx, a):  # pragma: no cover - compiled
-    """The float64 with the bits of an int64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
-def _exp_replica(x, tail, hbits):  # pragma: no cover - compiled
-    """glibc's exp(x) for |x| < 512, scalar (the lane kernel splits it into three passes, same operations)."""
-    kr = _fma(x, _EXP_INVLN2N, _EXP_SHIFT)
-    k = _bits(kr)
-    kd = kr - _EXP_SHIFT
-    r = _fma(kd, _EXP_NEGLN2LO, _fma(kd, _EXP_NEGLN2HI, x))
-    i = k & 127
-    r2 = r * r
-    tmp = _fma(r2 * r2, _fma(r, _EXP_C5, _EXP_C4), _fma(r2, _fma(r, _EXP_C3, _EXP_C2), tail[i] + r))
-    scale = _from_bits(hbits[i] + (k << 45))
-    return _fma(scale, tmp, scale)
-
-
-@njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
-def _exp_pair(x, out_replica, out_libm, tail, hbits):  # pragma: no cover - compiled
-    for q in range(x.size):
-        out_replica[q] = _exp_replica(x[q], tail, hbits)
-        out_libm[q] = math.exp(x[q])
-
-
-_EXP_OK: list = []
-
-
-def _exp_replica_ok() -> bool:
-    """Whether the replica is bit-identical to this process's ``math.exp`` (as compiled by numba) on a fixed set
-    of 2·10⁵ inputs: every table entry (the grid k ln2/128 ± tiny), random points in [−40, 40] and [−511, 511],
-    and tiny ones. Decided once per process."""
-    if not _EXP_OK:
-        rng = np.random.default_rng(20240601)
-        grid = np.arange(-128 * 12, 128 * 12) * (math.log(2) / 128)
-        x = np.concatenate([grid, np.nextafter(grid, np.inf), np.nextafter(grid, -np.inf),
-                            rng.uniform(-40, 40, 150_000), rng.uniform(-511, 511, 30_000), rng.normal(0, 1e-9, 1000),
-                            [0.0, -0.0, 5e-324, 1e-300, 2.0**-54, -(2.0**-54), 511.9, -511.9]])
-        a, b = np.empty_like(x), np.empty_like(x)
-        _exp_pair(x, a, b, _EXP_TAIL, _EXP_HBITS)
-        _EXP_OK.append(bool(np.array_equal(a.view(np.int64), b.view(np.int64))))
-    return _EXP_OK[0]
-
-
-@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
-def _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits):  # pragma: no cover - compiled
-    """p = φ(z), dp = φ'(z) elementwise over flat lanes; flag[q] = 1 where |z| ≥ 512 or z is NaN (sinh only).
-    The exp is :func:`_exp_replica` in three passes so that the arithmetic ones vectorize: the table lookups
-    (a gather, which LLVM does not emit for every CPU) have their own scalar pass."""
+def _phi_lanes(z, p, dp, act):  # pragma: no cover - compiled
+    """p = φ(z), dp = φ'(z) elementwise over flat lanes, as :func:`_phi_dphi` does for |z| < 512. Returns how
+    many z are ≥ 512 in magnitude or NaN (sinh only; there :func:`_phi_dphi` takes libm's exp, so the chunk is
+    redone by the scalar kernel). One pass, pure arithmetic: it vectorizes."""
     N = z.size
+    bad = 0
     if act == 1:
         for q in range(N):
             zq = z[q]
             p[q] = zq + zq * zq * zq / 3.0
             dp[q] = 1.0 + zq * zq
-        return
+        return bad
     for q in range(N):
         x = z[q]
-        flag[q] = flag[q] if abs(x) < 512.0 else 1.0
-        kr = _fma(x, _EXP_INVLN2N, _EXP_SHIFT)
-        k[q] = _bits(kr)
-        kd = kr - _EXP_SHIFT
-        r[q] = _fma(kd, _EXP_NEGLN2LO, _fma(kd, _EXP_NEGLN2HI, x))
-    for q in range(N):
-        i = k[q] & 127
-        tl[q] = tail[i]
-        hb[q] = hbits[i]
-    for q in range(N):
-        rq = r[q]
-        s2 = rq * rq
-        tmp = _fma(s2 * s2, _fma(rq, _EXP_C5, _EXP_C4), _fma(s2, _fma(rq, _EXP_C3, _EXP_C2), tl[q] + rq))
-        scale = _from_bits(hb[q] + (k[q] << 45))
-        e = _fma(scale, tmp, scale)
-        ei = 1.0 / e
-        p[q] = 0.5 * (e - ei)
-        dp[q] = 0.5 * (e + ei)
+        bad += 0 if abs(x) < EXP_RANGE else 1
+        e, ei = _exp_pm(x, 1)
+        p[q] = e - ei
+        dp[q] = e + ei
+    return bad
 
 
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", boundscheck=False)
-def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits):  # pragma: no cover - compiled
+def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act):  # pragma: no cover - compiled
     """The same steps as :func:`_run_chunk_scalar`, every chain at once: chains are the innermost (SIMD) index.
 
     th (d, m·P) holds θ laid out (d, m, P): lane q = j·P + c for neuron j of chain c, P ≥ C chains padded with
@@ -262,9 +228,9 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
     quantity is copied to its m lanes by contiguous block copies, not by a gather); it is updated in place.
     X (n, d, C), y (n, C), eta/s/rho (C,), u/eps (C, K) as for the scalar kernel. Every floating-point operation of
     a chain is the scalar kernel's, in the same order (sums start at 0.0 and run over j and k in order, no
-    contraction except glibc's own FMAs inside exp), so the result is bit-identical. Returns 1.0 if some argument
-    of exp was ≥ 512 in magnitude or NaN (the replica is not valid there: redo the chunk with the scalar kernel),
-    else 0.0."""
+    contraction except the FMAs written out in :func:`_exp_pm`), so the result is bit-identical. Returns 1.0 if
+    some argument of exp was ≥ 512 in magnitude or NaN (where the scalar kernel takes libm's exp: redo the chunk
+    with it), else 0.0."""
     n, d, C = X.shape
     Q = th.shape[1]
     P = Q // m
@@ -274,9 +240,7 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
     xx, yi, a = np.zeros(P), np.zeros(P), np.zeros(P)
     f, sq, g = np.zeros(P), np.zeros(P), np.zeros(P)
     z, p, dp = np.empty(Q), np.empty(Q), np.empty(Q)
-    r, tl = np.empty(Q), np.empty(Q)
-    k, hb = np.empty(Q, dtype=np.int64), np.empty(Q, dtype=np.int64)
-    flag = np.zeros(Q)
+    bad = 0
     for t in range(K):
         for c in range(C):  # the sample of each chain (a gather: scalar)
             i = int(u[c, t] * n)
@@ -298,7 +262,7 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
         for kk in range(d):
             for q in range(Q):
                 z[q] += th[kk, q] * xr[kk, q]
-        _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
+        bad += _phi_lanes(z, p, dp, act)
         for c in range(P):  # f = Σ_j φ(z_j) in the order j = 0, 1, ...
             f[c] = 0.0
         for j in range(m):
@@ -318,7 +282,7 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
             for j in range(m):
                 for c in range(P):
                     z[j * P + c] = z[j * P + c] + a[c] * dp[j * P + c] * xx[c]
-            _phi_lanes(z, p, dp, flag, act, r, k, tl, hb, tail, hbits)
+            bad += _phi_lanes(z, p, dp, act)
             for c in range(P):
                 f[c] = 0.0
             for j in range(m):
@@ -332,7 +296,7 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act, tail, hbits)
         for kk in range(d):
             for q in range(Q):
                 th[kk, q] -= p[q] * xr[kk, q]
-    return 1.0 if flag.max() > 0.0 else 0.0
+    return 1.0 if bad else 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -435,17 +399,17 @@ LANES_MIN_CHAINS = 2
 LANE_PAD = 4
 
 
-def _use_lanes(C: int, act: str) -> bool:
-    """Whether :func:`run` steps with the lane kernel: enough chains, and (sinh) an exp replica that is exact here."""
-    return C >= LANES_MIN_CHAINS and (act != "sinh" or _exp_replica_ok())
+def _use_lanes(C: int) -> bool:
+    """Whether :func:`run` steps with the lane kernel: enough chains."""
+    return C >= LANES_MIN_CHAINS
 
 
 class _Lanes:
     """θ in the lane kernel's layout (d, m·P): (d, m, P) flattened, P = C padded with zero chains to a multiple of
     LANE_PAD.
-    :meth:`step` advances it one chunk; a chunk where the exp replica is not valid (an argument ≥ 512 in magnitude,
-    or NaN: the run is diverging) is redone from its start by the scalar kernel, so every chunk's result is the
-    scalar kernel's, bit for bit."""
+    :meth:`step` advances it one chunk; a chunk where some argument of exp is ≥ 512 in magnitude or NaN (the run
+    is diverging, and the scalar kernel takes libm's exp there) is redone from its start by the scalar kernel, so
+    every chunk's result is the scalar kernel's, bit for bit."""
 
     def __init__(self, theta, X, y, act: str):
         self.C, self.m, self.d = theta.shape
@@ -464,8 +428,7 @@ class _Lanes:
 
     def kernel(self, eta, s, rho, u, eps, method: int, act: int) -> float:
         """One chunk of the lane kernel alone (no fallback); its flag."""
-        return _run_chunk_lanes(self.th, self.m, self.XL, self.yL, eta, s, rho, u, eps, method, act, _EXP_TAIL,
-                                _EXP_HBITS)
+        return _run_chunk_lanes(self.th, self.m, self.XL, self.yL, eta, s, rho, u, eps, method, act)
 
     def step(self, eta, s, rho, u, eps, method: int, act: int) -> None:
         start = self.th.copy()
@@ -560,7 +523,7 @@ def run(theta0, X, y, *, eta, s, steps: int, record_every: int, seed=0, method: 
     snaps[0] = theta
     chunk = record_every
     sub = max(1, min(chunk, 1 << 16))  # draw the noise in blocks of at most 65 536 steps per chain
-    stepper = _Lanes(theta, X, y, act) if _use_lanes(C, act) else None
+    stepper = _Lanes(theta, X, y, act) if _use_lanes(C) else None
     code, acode = METHODS[method], KERNEL_ACTIVATIONS[act]
     t0 = time.perf_counter()
     for r in tqdm(range(R), disable=progress is False if progress is not None else None, leave=False,
