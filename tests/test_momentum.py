@@ -187,6 +187,21 @@ def test_rank_one_threshold_equals_the_dense_family():
     assert mo.critical_eta_rank_one(G, 3, 0.0, rtol=1e-9) == pytest.approx(st.critical_eta_rank_one(G, 3), rel=1e-7)
 
 
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("ra", [0.0, 0.3])
+def test_rank_one_margin_in_numpy_equals_the_dense_family_margin(beta, ra):
+    """The rank-one margin (numpy products on U) against the same family given as dense H_i (torch einsum)."""
+    g = torch.Generator().manual_seed(32)
+    G = torch.randn(9, 14, dtype=torch.float64, generator=g)
+    ones = st.family_rank_one(G, 2.0)
+    dense = st.Family(Hbar=ones.Hbar, H=ones.dense())
+    eta = mo.critical_eta_family(dense, 3, beta, rho_over_alpha=ra, rtol=1e-9)
+    for f in (0.3, 0.9, 0.999, 1.001, 1.2):
+        a = mo.margin(ones, f * eta, 3, beta, rho_over_alpha=ra)
+        b = mo.margin(dense, f * eta, 3, beta, rho_over_alpha=ra)
+        assert a == pytest.approx(b, rel=1e-11) and (a < 1) == (f < 1)
+
+
 def _critical_eta_by_eigenvalues(H, B, beta, method="sgd", rho_over_alpha=0.0, rtol=1e-7, grid=16):
     """The earlier critical_eta: the same scan and bisection, each side of 1 decided by radius_dense."""
     import numpy as np

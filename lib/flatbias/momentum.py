@@ -498,9 +498,18 @@ def _margin(f: stability.Family, eta: float, B: int, beta: float, sampling: str,
         M = torch.stack([apply(E[k].reshape(r, r)).reshape(-1) for k in range(r * r)], 1)
         return float(torch.linalg.eigvalsh(0.5 * (M + M.T)).abs().max())
 
-    def mv(x):
-        X = torch.from_numpy(np.array(x, dtype=np.float64).reshape(r, r))
-        return apply(X).reshape(-1).numpy().copy()
+    if f.U is not None:  # rank one (H_i = c' u_i u_iᵀ): the same map in numpy, without torch's per-call cost
+        U, S, A1 = f.U.numpy(), scale.numpy(), ((a - 1) * kk).numpy()
+        cc = c * f.c ** 2
+
+        def mv(x):
+            Y = S * x.reshape(r, r)
+            q = np.einsum("ij,ij->i", U @ Y, U)  # u_iᵀ Y u_i
+            return (S * (A1 * Y + cc * ((U * q[:, None]).T @ U))).reshape(-1)
+    else:
+        def mv(x):
+            X = torch.from_numpy(np.array(x, dtype=np.float64).reshape(r, r))
+            return apply(X).reshape(-1).numpy().copy()
 
     if a == 1 and c == 0:  # the whole set every step: no minibatch noise, 𝒩 = 0
         return 0.0
