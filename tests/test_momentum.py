@@ -245,3 +245,37 @@ def test_unstable_dense_decides_like_the_eigenvalues_and_the_threshold_is_unchan
     for f in (0.3, 0.999, 1.001, 1.7):
         op = mo.momentum_operator(H, f * star, 2, 0.5, restrict=True)
         assert mo.unstable_dense(op) == (mo.radius_dense(op) >= 1) == (f > 1)
+
+
+def _bisect(g, lo, hi, rtol):
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if g(mid) < 0 else (lo, mid)
+    return hi
+
+
+@pytest.mark.parametrize("name,g,root", [
+    ("cubic", lambda x: x ** 3 - 2.0, 2.0 ** (1 / 3)),
+    ("steep", lambda x: math.expm1(40 * (x - 0.7)), 0.7),
+    ("kink", lambda x: (x - 0.3) * (1.0 if x < 0.3 else 50.0), 0.3),
+    ("log", lambda x: math.log(x / 0.45), 0.45),
+    ("step", lambda x: -1.0 if x < 0.61 else 1.0, 0.61),
+])
+def test_bracket_root_keeps_the_bisection_contract_in_fewer_steps(name, g, root):
+    """The upper end of a bracket of width ≤ rtol·hi around the root (as bisection), with g finite or not at
+    the starting ends; on smooth g in fewer evaluations than bisection."""
+    calls = []
+
+    def counted(x):
+        calls.append(x)
+        return g(x)
+
+    for rtol in (1e-6, 1e-10):
+        calls.clear()
+        hi = mo.bracket_root(counted, 0.01, g(0.01), 1.5, math.inf, rtol)
+        assert root <= hi <= root * (1 + rtol) + 1e-15 and g(hi) >= 0
+        if name not in ("step", "kink"):
+            n_bisect = math.ceil(math.log2(1.49 / (rtol * root)))
+            assert len(calls) < 0.6 * n_bisect
+        assert hi == pytest.approx(_bisect(g, 0.01, 1.5, rtol), rel=rtol)
+

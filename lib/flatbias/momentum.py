@@ -519,25 +519,55 @@ def _margin(f: stability.Family, eta: float, B: int, beta: float, sampling: str,
     return float(np.abs(vals).max())
 
 
+def bracket_root(g, lo: float, g_lo: float, hi: float, g_hi: float, rtol: float) -> float:
+    """The upper end of a bracket [lo, hi] of a sign change of g, g(lo) < 0 ≤ g(hi), shrunk until
+    hi − lo ≤ rtol·hi: the same contract as bisection, by Illinois steps (regula falsi that halves the value
+    kept at an end twice in a row, so both ends close in; superlinear), each kept at least rtol·hi/4 inside
+    the bracket, and a bisection step wherever an end's value is not finite."""
+    side = 0
+    while hi - lo > rtol * hi:
+        if math.isfinite(g_lo) and math.isfinite(g_hi) and g_hi > g_lo:
+            gap = 0.25 * rtol * hi
+            x = min(max(hi - g_hi * (hi - lo) / (g_hi - g_lo), lo + gap), hi - gap)
+        else:
+            x = 0.5 * (lo + hi)
+        gx = g(x)
+        if gx < 0:
+            lo, g_lo = x, gx
+            if side == -1:
+                g_hi *= 0.5
+            side = -1
+        else:
+            hi, g_hi = x, gx
+            if side == 1:
+                g_lo *= 0.5
+            side = 1
+    return hi
+
+
 def critical_eta_family(fam: stability.Family, B: int, beta: float, sampling: str = "without_replacement",
                         rho_over_alpha: float = 0.0, rtol: float = 1e-6, grid: int = 8) -> float:
     """The smallest η with ρ(𝒯_β) ≥ 1, from μ(η) = 1 (:func:`margin`): scanned on a log grid below the edge
-    2(1 + β)/κ_max, then bisected to relative ``rtol``. Matrix-free: for families with r up to a few hundred."""
+    2(1 + β)/κ_max, then the crossing bracketed to relative ``rtol`` by :func:`bracket_root` on log μ(η).
+    Matrix-free: for families with r up to a few hundred."""
     beta, rtol = _check_beta(beta), vd.positive("rtol", rtol)
     grid = vd.integer("grid", grid, 2)
     B = vd.batch_size(B, fam.n)
     f = _sgd_form(fam, stability._check_method("sam" if rho_over_alpha else "sgd", sampling, rho_over_alpha))
     edge = 2 * (1 + beta) / float(f.Hbar.diagonal().max())
-    lo, hi = 0.0, edge
+
+    def log_mu(eta: float) -> float:  # < 0 iff stable; −inf without noise, +inf at the edge
+        mu = _margin(f, eta, B, beta, sampling)
+        return math.log(mu) if mu > 0 else -math.inf
+
+    lo, g_lo, hi, g_hi = 0.0, -math.inf, edge, math.inf
     for e in np.geomspace(1e-3 * edge, edge, grid, endpoint=False):
-        if _margin(f, float(e), B, beta, sampling) >= 1:
-            hi = float(e)
+        g = log_mu(float(e))
+        if g >= 0:
+            hi, g_hi = float(e), g
             break
-        lo = float(e)
-    while hi - lo > rtol * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _margin(f, mid, B, beta, sampling) < 1 else (lo, mid)
-    return hi
+        lo, g_lo = float(e), g
+    return bracket_root(log_mu, lo, g_lo, hi, g_hi, rtol)
 
 
 def critical_eta_rank_one(G: torch.Tensor, B: int, beta: float, c: float = 2.0, method: str = "sgd",
@@ -551,7 +581,7 @@ def critical_eta_rank_one(G: torch.Tensor, B: int, beta: float, c: float = 2.0, 
 __all__ = [
     "ALGORITHMS", "MomentumOperator", "axis_matrices", "critical_eta", "critical_eta_diagonal",
     "unstable_dense",
-    "critical_eta_family", "critical_eta_rank_one", "margin",
+    "bracket_root", "critical_eta_family", "critical_eta_rank_one", "margin",
     "deterministic_edge", "effective_dexter_eta", "enumerated_operator", "family_thresholds", "momentum_operator",
     "momentum_operator_rank_one", "radius", "random_family", "radius_arnoldi", "radius_dense", "radius_power", "simulate",
     "spectral_radius", "spectral_radius_diagonal", "spectral_radius_rank_one", "top_left_traces",
