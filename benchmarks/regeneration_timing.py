@@ -1,15 +1,16 @@
-"""The whole regeneration of the paper-scale records, timed before and after a change, with one and two jobs.
+"""The whole regeneration of the paper-scale records, timed at several commits, with one and two jobs.
 
-Each configuration is one ``python -m flatbias.chapter_record --all --jobs N`` in its own clean worktree of the
-commit under test (numba caches cleared first), its output saved to a log; this script reads the four logs (the
-"NN_name: T s" lines and the "elapsed" line chapter_record prints) and writes one record:
+Each run is one ``python -m flatbias.chapter_record --all --jobs N`` in its own clean worktree of the commit under
+test (numba caches cleared first), its output saved to a log; this script reads the logs (the "NN_name: T s" lines
+and the "elapsed" line chapter_record prints) and writes one record, a run per ``--run NAME COMMIT LOG``:
 
     git worktree add /tmp/before BEFORE && git worktree add /tmp/after AFTER
     find /tmp/before/lib /tmp/after/lib -name __pycache__ -exec rm -rf {} +      # before every run
     (cd /tmp/after && PYTHONPATH=lib python -m flatbias.chapter_record --all --jobs 2 > after_2.log 2>&1)
     ... the same for after_1, before_1 (with OMP/MKL/OPENBLAS/NUMBA_NUM_THREADS=1) and before_2 ...
-    python benchmarks/regeneration_timing.py --logs before_1.log after_1.log before_2.log after_2.log \\
-        --before BEFORE --after AFTER --conditions "..." --record results/regeneration/chapter_records_timing.json
+    python benchmarks/regeneration_timing.py --run before_1_job BEFORE before_1.log \
+        --run after_1_job AFTER after_1.log ... --conditions "..." \
+        --record results/regeneration/chapter_records_timing.json
 
 A run stopped before its end (no "elapsed" line) records ``elapsed_s: null`` and ``stopped_at_s`` if given.
 """
@@ -21,8 +22,6 @@ import re
 
 from flatbias.records import write_record
 
-CONFIGS = ("before_1_job", "after_1_job", "before_2_jobs", "after_2_jobs")
-
 
 def parse(text: str) -> tuple[dict[str, int], int | None]:
     """Per-chapter wall times and the elapsed time of one chapter_record log."""
@@ -33,29 +32,29 @@ def parse(text: str) -> tuple[dict[str, int], int | None]:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--logs", nargs=4, required=True, metavar="LOG", help="logs in the order " + ", ".join(CONFIGS))
-    p.add_argument("--before", required=True, help="commit of the before runs")
-    p.add_argument("--after", required=True, help="commit of the after runs")
+    p.add_argument("--run", nargs=3, action="append", required=True, metavar=("NAME", "COMMIT", "LOG"),
+                   help="one timed regeneration: its name (e.g. after_2_jobs), the commit it ran, its log")
     p.add_argument("--conditions", default="", help="how the runs were made (load, threads, caps)")
     p.add_argument("--hardware", default="", help="the machine")
     p.add_argument("--stopped-at", type=int, default=None, help="cap (s) of a run that did not finish")
     p.add_argument("--record", required=True)
     a = p.parse_args(argv)
-    per, totals = {}, {}
-    for name, path in zip(CONFIGS, a.logs):
+    per, totals, commits = {}, {}, {}
+    for name, commit, path in a.run:
         with open(path, errors="replace") as f:
             per[name], elapsed = parse(f.read())
+        commits[name] = commit
         totals[name] = {"sum_of_chapters_s": sum(per[name].values()), "elapsed_s": elapsed}
         if elapsed is None and a.stopped_at is not None:
             totals[name]["stopped_at_s"] = a.stopped_at
     write_record(a.record, "chapter_records_regeneration", "full",
-                 {"command": "python -m flatbias.chapter_record --all --jobs N, each configuration in its own "
-                             "clean worktree, numba caches cleared first",
-                  "before_commit": a.before, "after_commit": a.after, "hardware": a.hardware,
-                  "conditions": a.conditions, "times": "wall time of each chapter as chapter_record prints it, s"},
+                 {"command": "python -m flatbias.chapter_record --all --jobs N, each run in its own clean "
+                             "worktree, numba caches cleared first",
+                  "commits": commits, "hardware": a.hardware, "conditions": a.conditions,
+                  "times": "wall time of each chapter as chapter_record prints it, s"},
                  {"per_chapter_s": per, "totals": totals})
-    for name in CONFIGS:
-        print(f"{name:15s} sum {totals[name]['sum_of_chapters_s']:6d} s   elapsed {totals[name]['elapsed_s']} s")
+    for name in per:
+        print(f"{name:24s} sum {totals[name]['sum_of_chapters_s']:6d} s   elapsed {totals[name]['elapsed_s']} s")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from flatbias.claims import Check, Claim, Criterion, Protocol, same
 
 CHAPTERS = chapter_record.chapters()
 # chapters whose paper-scale run needs hardware this machine does not have (a GPU)
-NEEDS_GPU = {"17_sam_vs_sgd_cifar10"}
+NEEDS_GPU = set(chapter_record.ELSEWHERE)
 
 
 def test_every_chapter_declares_a_protocol():
@@ -146,6 +146,16 @@ def test_records_cli_refuses_a_dirty_tree_and_names_the_paths(monkeypatch, capsy
     with pytest.raises(SystemExit) as exit_:
         chapter_record.main(["10", "--all"])
     assert exit_.value.code == 2 and "lib/flatbias/stability.py" in capsys.readouterr().err
+
+
+def test_records_cli_skips_the_gpu_chapters_unless_named(monkeypatch, capsys):
+    """``make records`` (no chapter named) says where chapter 17's records come from and does not run it; named,
+    it is listed like any other chapter."""
+    assert chapter_record.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "17_sam_vs_sgd_cifar10: paper scale needs CIFAR-10 and a GPU" in out and "01_trace_of_hessian:" in out
+    assert chapter_record.main(["17", "--list"]) == 0
+    assert capsys.readouterr().out.strip() == "17_sam_vs_sgd_cifar10: missing"
 
 
 def _git(*args):

@@ -9,3 +9,22 @@ def test_parse_reads_chapter_times_and_the_elapsed_line():
            "02_stationary_points                     81 s   agrees\nsum 235 s\nelapsed (--jobs 2)    120 s\n")
     assert TIMING["parse"](log) == ({"02_stationary_points": 81, "19_linearization": 154}, 120)
     assert TIMING["parse"]("01_trace_of_hessian: 12 s\n")[1] is None  # a run stopped before its end
+
+
+def test_main_writes_one_record_with_every_named_run(tmp_path):
+    import json
+
+    logs = []
+    for i, text in enumerate(["01_trace_of_hessian: 12 s\nelapsed (--jobs 1)   13 s\n",
+                              "01_trace_of_hessian: 10 s\n"]):
+        path = tmp_path / f"{i}.log"
+        path.write_text(text)
+        logs.append(str(path))
+    out = tmp_path / "timing.json"
+    TIMING["main"](["--run", "before_1_job", "abc", logs[0], "--run", "after_2_jobs", "def", logs[1],
+                    "--stopped-at", "1800", "--record", str(out)])
+    rec = json.loads(out.read_text())
+    assert rec["settings"]["commits"] == {"before_1_job": "abc", "after_2_jobs": "def"}
+    assert rec["metrics"]["totals"]["before_1_job"] == {"sum_of_chapters_s": 12, "elapsed_s": 13}
+    assert rec["metrics"]["totals"]["after_2_jobs"] == {"sum_of_chapters_s": 10, "elapsed_s": None,
+                                                        "stopped_at_s": 1800}

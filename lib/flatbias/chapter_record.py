@@ -368,6 +368,13 @@ def chapters(root: str | Path | None = None) -> list[tuple[Path, Protocol]]:
     return out
 
 
+#: chapters whose paper-scale runs need a GPU and write their records elsewhere: ``make records`` skips them
+#: unless they are named
+ELSEWHERE = {"17_sam_vs_sgd_cifar10": "paper scale needs CIFAR-10 and a GPU; its runs write results/cifar10/ "
+                                      "(python -m flatbias.gpu_session or flatbias.cifar_sweep, see the Reproducing "
+                                      "page)"}
+
+
 #: the thread-count variables a chapter's kernel inherits from :func:`execute_at_full` (one thread each)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -459,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     todo = []
     for nb, protocol in found:
         if nb.stem not in wanted:
+            continue
+        if nb.stem in ELSEWHERE and not args.chapters:
+            print(f"{nb.stem}: {ELSEWHERE[nb.stem]}; not run here (name it to try)")
             continue
         paper = load(protocol)
         state = "missing" if paper.record is None else ("stale: " + "; ".join(paper.stale) if paper.stale
