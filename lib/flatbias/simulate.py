@@ -16,7 +16,8 @@ Heat-maps (axis-aligned H_i, SPEC §B.8a): :func:`simulate_axes` uses a compiled
 in O(B) draws) and touches only the axes in the batch, so a step costs O(B) (O(d) with noise) instead of O(n)
 vectorized torch operations. ``backend="torch"`` is the batched tensor version (same distribution, other
 random stream). The kernel's randomness: trajectory j reseeds numba's Mersenne Twister with ``seed + j`` (seed
-drawn from ``generator``), so results do not depend on the thread count.
+drawn from ``generator``), so results do not depend on the thread count; the generator is inlined
+(:mod:`flatbias.mt19937`, numba's ``np.random`` stream number for number, tested against the earlier kernel).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from numba import njit, prange
 from tqdm import tqdm
 
+from . import mt19937 as mt
 from . import validate as vd
 from .coherence import check_psd_family
 from .stability import SAMPLINGS, _check_batch, _check_eta, _check_method
@@ -39,12 +41,13 @@ STEPS = 1000
 _METHOD_CODE = {"sgd": 0, "random": 1, "sam": 2}
 
 
-@njit(cache=True, nogil=True)
-def _floyd(n, B, chosen, idx):  # pragma: no cover - compiled
-    """Floyd's algorithm: a uniformly random B-subset of {0..n−1} into idx[:B] (chosen: scratch flags, left clear)."""
+@njit(cache=True, nogil=True, inline="always")
+def _floyd(n, B, chosen, idx, state, pos):  # pragma: no cover - compiled
+    """Floyd's algorithm: a uniformly random B-subset of {0..n−1} into idx[:B] (chosen: scratch flags, left clear);
+    the generator is :mod:`flatbias.mt19937` (numba's ``np.random`` stream, inlined)."""
     m = 0
     for j in range(n - B, n):
-        t = np.random.randint(0, j + 1)  # uniform on {0..j}
+        t = mt.randint(state, pos, j + 1)  # uniform on {0..j}
         if chosen[t]:
             t = j
         chosen[t] = True
@@ -56,12 +59,13 @@ def _floyd(n, B, chosen, idx):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _floyd_batches(n, B, count, seed):  # pragma: no cover - compiled
-    np.random.seed(seed)
+    state, pos, cache = np.zeros(mt.N, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros(2)
+    mt.seed(state, pos, cache, seed)
     out = np.empty((count, B), dtype=np.int64)
     chosen = np.zeros(n, dtype=np.bool_)
     idx = np.empty(n, dtype=np.int64)
     for r in range(count):
-        _floyd(n, B, chosen, idx)
+        _floyd(n, B, chosen, idx, state, pos)
         out[r] = idx[:B]
     return out
 
@@ -81,8 +85,13 @@ def _escape_kernel(k, a, d, B, scale, eta, reps, steps, method, noise_std, berno
     C, n = k.shape
     D = scale.shape[1]
     out = np.empty(C * reps, dtype=np.int64)
+    ab = np.empty((C, n))  # a_i / B, the quotient the step adds (computed once per cell)
+    for c in range(C):
+        for i in range(n):
+            ab[c, i] = a[c, i] / B[c]
     for row in prange(C * reps):
-        np.random.seed(seed + row)
+        state, pos, cache = np.zeros(mt.N, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros(2)
+        mt.seed(state, pos, cache, seed + row)  # = np.random.seed(seed + row): the same stream, inlined
         c = row // reps
         dc, Bc = d[c], B[c]
         w = np.zeros(D)
@@ -91,7 +100,7 @@ def _escape_kernel(k, a, d, B, scale, eta, reps, steps, method, noise_std, berno
         idx = np.empty(n, dtype=np.int64)
         norm0 = 0.0
         for j in range(dc):
-            w[j] = np.random.random()  # w_0 ~ U[0, 1]^d (authors' np.random.rand)
+            w[j] = mt.random(state, pos)  # w_0 ~ U[0, 1]^d (authors' np.random.rand)
             norm0 += w[j] * w[j]
         norm = norm0
         res = steps + 1
@@ -99,21 +108,24 @@ def _escape_kernel(k, a, d, B, scale, eta, reps, steps, method, noise_std, berno
             if bernoulli:
                 m = 0
                 for i in range(n):
-                    if np.random.random() < Bc / n:
+                    if mt.random(state, pos) < Bc / n:
                         idx[m] = i
                         m += 1
             else:
-                _floyd(n, Bc, chosen, idx)
+                _floyd(n, Bc, chosen, idx, state, pos)
                 m = Bc
             if method == 1:  # random perturbation: w + s ξ before the step
                 norm = 0.0
                 for j in range(dc):
-                    w[j] += noise_std * np.random.standard_normal()
+                    w[j] += noise_std * mt.standard_normal(state, pos, cache)
                     norm += w[j] * w[j]
             for q in range(m):  # ĥ_t = Σ_{i∈S_t} a_i e_{k_i} / B
-                h[k[c, idx[q]]] += a[c, idx[q]] / Bc
+                i = idx[q]
+                ax = k[c, i]
+                idx[q] = ax  # idx holds the axes from here on
+                h[ax] += ab[c, i]
             for q in range(m):  # w ← (I − η Ĥ_t (I + (ρ/α)H)) w on the touched axes only
-                ax = k[c, idx[q]]
+                ax = idx[q]
                 if h[ax] != 0.0:
                     old = w[ax]
                     w[ax] = old * (1.0 - eta * h[ax] * scale[c, ax])
