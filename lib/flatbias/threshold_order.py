@@ -1,7 +1,8 @@
 """Whether one list of stability thresholds orders its items as another does, with ties declared (chapter 18).
 
-Thresholds found by bisection to a relative tolerance ``rtol`` are known only to ``rtol``: two of them that differ
-by at most ``rtol`` times the larger are *tied* (the bisection cannot tell them apart). A pair of items (i, j) is
+Thresholds bracketed to a relative width ``rtol`` (by bisection, or :func:`flatbias.momentum.bracket_root`) are
+known only to ``rtol``: two of them that differ by at most ``rtol`` times the larger are *tied* (the root finder
+cannot tell them apart). A pair of items (i, j) is
 *reversed* when both lists resolve it (neither tied) and they order it oppositely; a tie is never a reversal.
 """
 
