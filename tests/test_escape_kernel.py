@@ -106,3 +106,11 @@ def test_floyd_batches_are_np_random_s_floyd_subsets():
 
     for n, B in ((7, 3), (50, 49), (100, 1), (2, 2)):
         assert np.array_equal(simulate.floyd_batches(n, B, 300, seed=9), ref(n, B, 300, 9))
+
+
+def test_serial_and_parallel_loops_give_the_same_rows():
+    """The plain loop (one numba thread, as records run) and the prange loop give every row the same time."""
+    k, a, d, Bs, _ = simulate.authors_grid(20, [2, 9], [1, 4, 19])
+    k, a, d, Bs = k.numpy(), a.numpy(), d.numpy(), Bs.numpy()
+    args = (k, a, d, Bs, np.ones((k.shape[0], int(d.max()))), 0.5, 4, 300, 0, 0.0, False, simulate.BLOWUP, 5)
+    assert np.array_equal(simulate._escape_serial(*args), simulate._escape_parallel(*args))

@@ -22,6 +22,7 @@ drawn from ``generator``), so results do not depend on the thread count; the gen
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
@@ -78,68 +79,98 @@ def floyd_batches(n: int, B: int, count: int, seed: int = 0) -> np.ndarray:
     return _floyd_batches(n, B, count, seed)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _escape_kernel(k, a, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed):  # pragma: no cover
-    """First step t (1..steps) with ‖w_t‖² ≥ blowup·‖w_0‖², or steps + 1 if never, for every (cell, repetition).
-    k, a (C, n): axis and weight of each H_i; d, B (C,); scale (C, D): diag(I + (ρ/α)H) (ones unless SAM)."""
-    C, n = k.shape
+@njit(cache=True, nogil=True)
+def _escape_row(row, k, ab, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed):  # pragma: no cover
+    """The escape time of one (cell, repetition) row of :func:`_escape_kernel`, from its own seed (seed + row)."""
+    n = k.shape[1]
     D = scale.shape[1]
-    out = np.empty(C * reps, dtype=np.int64)
-    ab = np.empty((C, n))  # a_i / B, the quotient the step adds (computed once per cell)
+    state, pos, cache = np.zeros(mt.N, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros(2)
+    mt.seed(state, pos, cache, seed + row)  # = np.random.seed(seed + row): the same stream, inlined
+    c = row // reps
+    dc, Bc = d[c], B[c]
+    w = np.zeros(D)
+    h = np.zeros(D)
+    chosen = np.zeros(n, dtype=np.bool_)
+    idx = np.empty(n, dtype=np.int64)
+    norm0 = 0.0
+    for j in range(dc):
+        w[j] = mt.random(state, pos)  # w_0 ~ U[0, 1]^d (authors' np.random.rand)
+        norm0 += w[j] * w[j]
+    norm = norm0
+    res = steps + 1
+    for t in range(steps):
+        if bernoulli:
+            m = 0
+            for i in range(n):
+                if mt.random(state, pos) < Bc / n:
+                    idx[m] = i
+                    m += 1
+        else:
+            _floyd(n, Bc, chosen, idx, state, pos)
+            m = Bc
+        if method == 1:  # random perturbation: w + s ξ before the step
+            norm = 0.0
+            for j in range(dc):
+                w[j] += noise_std * mt.standard_normal(state, pos, cache)
+                norm += w[j] * w[j]
+        for q in range(m):  # ĥ_t = Σ_{i∈S_t} a_i e_{k_i} / B
+            i = idx[q]
+            ax = k[c, i]
+            idx[q] = ax  # idx holds the axes from here on
+            h[ax] += ab[c, i]
+        for q in range(m):  # w ← (I − η Ĥ_t (I + (ρ/α)H)) w on the touched axes only
+            ax = idx[q]
+            if h[ax] != 0.0:
+                old = w[ax]
+                w[ax] = old * (1.0 - eta * h[ax] * scale[c, ax])
+                norm += w[ax] * w[ax] - old * old
+                h[ax] = 0.0
+        if t % 64 == 63:  # refresh the running norm (no drift)
+            norm = 0.0
+            for j in range(dc):
+                norm += w[j] * w[j]
+        if norm >= blowup * norm0:
+            res = t + 1
+            break
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _quotients(a, B):  # pragma: no cover - compiled
+    """a_i / B per cell, the quotient a step adds to ĥ (computed once per cell)."""
+    C, n = a.shape
+    ab = np.empty((C, n))
     for c in range(C):
         for i in range(n):
             ab[c, i] = a[c, i] / B[c]
-    for row in prange(C * reps):
-        state, pos, cache = np.zeros(mt.N, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros(2)
-        mt.seed(state, pos, cache, seed + row)  # = np.random.seed(seed + row): the same stream, inlined
-        c = row // reps
-        dc, Bc = d[c], B[c]
-        w = np.zeros(D)
-        h = np.zeros(D)
-        chosen = np.zeros(n, dtype=np.bool_)
-        idx = np.empty(n, dtype=np.int64)
-        norm0 = 0.0
-        for j in range(dc):
-            w[j] = mt.random(state, pos)  # w_0 ~ U[0, 1]^d (authors' np.random.rand)
-            norm0 += w[j] * w[j]
-        norm = norm0
-        res = steps + 1
-        for t in range(steps):
-            if bernoulli:
-                m = 0
-                for i in range(n):
-                    if mt.random(state, pos) < Bc / n:
-                        idx[m] = i
-                        m += 1
-            else:
-                _floyd(n, Bc, chosen, idx, state, pos)
-                m = Bc
-            if method == 1:  # random perturbation: w + s ξ before the step
-                norm = 0.0
-                for j in range(dc):
-                    w[j] += noise_std * mt.standard_normal(state, pos, cache)
-                    norm += w[j] * w[j]
-            for q in range(m):  # ĥ_t = Σ_{i∈S_t} a_i e_{k_i} / B
-                i = idx[q]
-                ax = k[c, i]
-                idx[q] = ax  # idx holds the axes from here on
-                h[ax] += ab[c, i]
-            for q in range(m):  # w ← (I − η Ĥ_t (I + (ρ/α)H)) w on the touched axes only
-                ax = idx[q]
-                if h[ax] != 0.0:
-                    old = w[ax]
-                    w[ax] = old * (1.0 - eta * h[ax] * scale[c, ax])
-                    norm += w[ax] * w[ax] - old * old
-                    h[ax] = 0.0
-            if t % 64 == 63:  # refresh the running norm (no drift)
-                norm = 0.0
-                for j in range(dc):
-                    norm += w[j] * w[j]
-            if norm >= blowup * norm0:
-                res = t + 1
-                break
-        out[row] = res
+    return ab
+
+
+@njit(cache=True, nogil=True)
+def _escape_serial(k, a, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed):  # pragma: no cover
+    ab = _quotients(a, B)
+    out = np.empty(k.shape[0] * reps, dtype=np.int64)
+    for row in range(out.size):
+        out[row] = _escape_row(row, k, ab, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed)
     return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _escape_parallel(k, a, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed):  # pragma: no cover
+    ab = _quotients(a, B)
+    out = np.empty(k.shape[0] * reps, dtype=np.int64)
+    for row in prange(out.size):
+        out[row] = _escape_row(row, k, ab, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed)
+    return out
+
+
+def _escape_kernel(k, a, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed):
+    """First step t (1..steps) with ‖w_t‖² ≥ blowup·‖w_0‖², or steps + 1 if never, for every (cell, repetition).
+    k, a (C, n): axis and weight of each H_i; d, B (C,); scale (C, D): diag(I + (ρ/α)H) (ones unless SAM).
+    Rows over numba's threads when there are several (a thread-count-independent result: each row has its own
+    seed), else one plain loop (which compiles in half the time of the parallel loop)."""
+    run = _escape_parallel if numba.get_num_threads() > 1 else _escape_serial
+    return run(k, a, d, B, scale, eta, reps, steps, method, noise_std, bernoulli, blowup, seed)
 
 
 def batch_masks(B: torch.Tensor, n: int, sampling: str, generator: torch.Generator | None) -> torch.Tensor:
