@@ -332,6 +332,21 @@ def test_generator_kernel_matches_torch_backend(method):
     assert torch.equal(fast, again)
 
 
+def test_generator_kernel_uses_numbas_threads_and_does_not_depend_on_them():
+    """One thread (as records run: NUMBA_NUM_THREADS=1) and all of numba's threads give the same escape times."""
+    import numba
+
+    k, a, d, B, _ = sim.authors_grid(12, [2, 5], [1, 3])
+    many = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = sim.escape_times_axes_rng(k, a, d, B, 0.45, reps=40, steps=80, method="random", seed=4)
+    finally:
+        numba.set_num_threads(many)
+    assert torch.equal(one, sim.escape_times_axes_rng(k, a, d, B, 0.45, reps=40, steps=80, method="random", seed=4))
+    assert (one <= 80).any() and (one == 81).any()
+
+
 def test_perron_root_by_arnoldi_equals_every_eigenvalue_on_large_blocks():
     """critical_eta's ρ(L⁻¹Q) from ARPACK (r² ≥ ARNOLDI_MIN_DIM) against the dense eigenvalues: rank-one blocks
     of the sizes of chapter 14's C = 2 net (r up to 30), SGD and SAM, both samplings."""

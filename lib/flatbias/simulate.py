@@ -411,10 +411,9 @@ def escape_times_axes_rng(k: torch.Tensor, a: torch.Tensor, d: torch.Tensor, B: 
                           noise_std: float = 1.0, seed: int = 0, chunks: int = 8) -> torch.Tensor:
     """Escape times (C, reps) as :func:`escape_times_axes` (B indices without replacement, the authors'
     sampling), from a compiled kernel that draws from numpy ``Generator`` streams: the rows are split into
-    ``chunks`` fixed interleaved groups, each with its own stream spawned from ``seed``, run on threads.
-    The result depends on ``seed`` and ``chunks``, not on the number of threads."""
+    ``chunks`` fixed interleaved groups, each with its own stream spawned from ``seed``, run on numba's thread
+    count of threads (one where records run). The result depends on ``seed`` and ``chunks``, not on the threads."""
     from concurrent.futures import ThreadPoolExecutor
-    import os
 
     eta = _check_eta(eta)
     r = _check_method(method, "without_replacement", rho_over_alpha)
@@ -437,7 +436,7 @@ def escape_times_axes_rng(k: torch.Tensor, a: torch.Tensor, d: torch.Tensor, B: 
     groups = [np.arange(j, C * reps, chunks, dtype=np.int64) for j in range(chunks)]
     args = (k.numpy(), a.numpy(), d.numpy(), B.numpy(), scale, eta, reps, steps, _METHOD_CODE[method],
             float(noise_std), BLOWUP)
-    with ThreadPoolExecutor(max_workers=min(chunks, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(chunks, numba.get_num_threads())) as pool:
         list(pool.map(lambda j: _escape_rows_rng(groups[j], *args, streams[j], out), range(chunks)))
     return torch.from_numpy(out).reshape(C, reps)
 
