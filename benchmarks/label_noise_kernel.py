@@ -194,7 +194,7 @@ def main():
                       "timing": "thread CPU time (time.thread_time), best of reps, kernels interleaved",
                       "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
                       "cpu_model": cpu(),
-                      "exp": "flatbias.label_noise._exp_pm (pure arithmetic, within 1 ulp; scalar and lane kernels alike)",
+                      "exp": "flatbias.label_noise._exp_pm (pure arithmetic, within 1 ulp; both kernels)",
                       "note": "2-core machine shared with other jobs"},
                      {"chain_steps_per_s": rates, "speedup_vs_naive": {k: v / base for k, v in rates.items()}})
 
