@@ -279,3 +279,17 @@ def test_bracket_root_keeps_the_bisection_contract_in_fewer_steps(name, g, root)
             assert len(calls) < 0.6 * n_bisect
         assert hi == pytest.approx(_bisect(g, 0.01, 1.5, rtol), rel=rtol)
 
+
+
+@pytest.mark.parametrize("args,match", [
+    ((0.0, -1.0, 1.0, 1.0, 0.0), "rtol"),
+    ((1.0, -1.0, 1.0, 1.0, 1e-6), "lo < hi"),
+    ((0.0, -1.0, math.inf, 1.0, 1e-6), "lo < hi"),
+    ((0.0, 1.0, 1.0, 2.0, 1e-6), "sign change"),
+    ((0.0, -1.0, 1.0, -0.5, 1e-6), "sign change"),
+    ((0.0, math.nan, 1.0, 1.0, 1e-6), "sign change"),
+])
+def test_bracket_root_names_a_bad_bracket(args, match):
+    lo, g_lo, hi, g_hi, rtol = args
+    with pytest.raises(ValueError, match=match):
+        mo.bracket_root(lambda x: x - 0.5, lo, g_lo, hi, g_hi, rtol)

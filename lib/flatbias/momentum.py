@@ -524,6 +524,12 @@ def bracket_root(g, lo: float, g_lo: float, hi: float, g_hi: float, rtol: float)
     hi − lo ≤ rtol·hi: the same contract as bisection, by Illinois steps (regula falsi that halves the value
     kept at an end twice in a row, so both ends close in; superlinear), each kept at least rtol·hi/4 inside
     the bracket, and a bisection step wherever an end's value is not finite."""
+    rtol = vd.positive("rtol", rtol)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise vd.InvalidArgumentError(f"the bracket needs finite lo < hi; got lo = {lo!r}, hi = {hi!r}")
+    if not (g_lo < 0 <= g_hi):
+        raise vd.InvalidArgumentError(f"the bracket needs g(lo) < 0 <= g(hi) (a sign change); got g(lo) = {g_lo!r}, "
+                                      f"g(hi) = {g_hi!r}")
     side = 0
     while hi - lo > rtol * hi:
         if math.isfinite(g_lo) and math.isfinite(g_hi) and g_hi > g_lo:
