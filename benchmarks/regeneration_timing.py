@@ -13,6 +13,8 @@ and the "elapsed" line chapter_record prints) and writes one record, a run per `
         --record results/regeneration/chapter_records_timing.json
 
 A run stopped before its end (no "elapsed" line) records ``elapsed_s: null`` and ``stopped_at_s`` if given.
+``--keep RECORD NAME AS`` carries a run of an earlier record (made by this script; its log may be gone) into the
+new one under the name AS, with its commit and the earlier record's conditions and date.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from flatbias.records import write_record
+from flatbias.records import read_record, write_record
 
 
 def parse(text: str) -> tuple[dict[str, int], int | None]:
@@ -30,6 +32,20 @@ def parse(text: str) -> tuple[dict[str, int], int | None]:
     return per, int(m.group(1)) if m else None
 
 
+def kept_run(path: str, name: str) -> dict:
+    """Run ``name`` of an earlier timing record: its per-chapter times, totals, commit, conditions and date."""
+    rec = read_record(path)
+    per = rec["metrics"]["per_chapter_s"]
+    if name not in per:
+        raise SystemExit(f"error: --keep: {path} has no run {name!r}; it has {sorted(per)}")
+    st = rec["settings"]
+    commit = st.get("commits", {}).get(name)
+    if commit is None:  # the first record of this kind named one commit per side: before_* and after_*
+        commit = st.get(f"{name.split('_')[0]}_commit")
+    return {"per_chapter_s": per[name], "totals": rec["metrics"]["totals"][name], "commit": commit,
+            "conditions": st.get("conditions", ""), "date_utc": rec["provenance"]["date_utc"]}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", nargs=3, action="append", required=True, metavar=("NAME", "COMMIT", "LOG"),
@@ -37,9 +53,15 @@ def main(argv=None) -> None:
     p.add_argument("--conditions", default="", help="how the runs were made (load, threads, caps)")
     p.add_argument("--hardware", default="", help="the machine")
     p.add_argument("--stopped-at", type=int, default=None, help="cap (s) of a run that did not finish")
+    p.add_argument("--keep", nargs=3, action="append", default=[], metavar=("RECORD", "NAME", "AS"),
+                   help="carry run NAME of an earlier timing record into this one, named AS")
     p.add_argument("--record", required=True)
     a = p.parse_args(argv)
-    per, totals, commits = {}, {}, {}
+    per, totals, commits, kept = {}, {}, {}, {}
+    for path, name, new in a.keep:
+        run = kept_run(path, name)
+        per[new], totals[new], commits[new] = run["per_chapter_s"], run["totals"], run["commit"]
+        kept[new] = {"from": name, "conditions": run["conditions"], "date_utc": run["date_utc"]}
     for name, commit, path in a.run:
         with open(path, errors="replace") as f:
             per[name], elapsed = parse(f.read())
@@ -51,6 +73,7 @@ def main(argv=None) -> None:
                  {"command": "python -m flatbias.chapter_record --all --jobs N, each run in its own clean "
                              "worktree, numba caches cleared first",
                   "commits": commits, "hardware": a.hardware, "conditions": a.conditions,
+                  **({"kept_runs": kept} if kept else {}),
                   "times": "wall time of each chapter as chapter_record prints it, s"},
                  {"per_chapter_s": per, "totals": totals})
     for name in per:

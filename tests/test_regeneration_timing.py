@@ -28,3 +28,23 @@ def test_main_writes_one_record_with_every_named_run(tmp_path):
     assert rec["metrics"]["totals"]["before_1_job"] == {"sum_of_chapters_s": 12, "elapsed_s": 13}
     assert rec["metrics"]["totals"]["after_2_jobs"] == {"sum_of_chapters_s": 10, "elapsed_s": None,
                                                         "stopped_at_s": 1800}
+
+
+def test_keep_carries_a_run_of_an_earlier_record(tmp_path):
+    import json
+
+    import pytest
+
+    log = tmp_path / "a.log"
+    log.write_text("01_trace_of_hessian: 9 s\nelapsed (--jobs 2)   10 s\n")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    TIMING["main"](["--run", "after_2_jobs", "abc", str(log), "--conditions", "idle", "--record", str(first)])
+    TIMING["main"](["--keep", str(first), "after_2_jobs", "earlier_2_jobs", "--run", "after_2_jobs", "def",
+                    str(log), "--record", str(second)])
+    rec = json.loads(second.read_text())
+    assert rec["settings"]["commits"] == {"earlier_2_jobs": "abc", "after_2_jobs": "def"}
+    assert rec["metrics"]["totals"]["earlier_2_jobs"] == {"sum_of_chapters_s": 9, "elapsed_s": 10}
+    assert rec["settings"]["kept_runs"]["earlier_2_jobs"]["conditions"] == "idle"
+    with pytest.raises(SystemExit, match="no run 'before_1_job'"):
+        TIMING["main"](["--keep", str(first), "before_1_job", "x", "--run", "a", "b", str(log),
+                        "--record", str(tmp_path / "third.json")])
