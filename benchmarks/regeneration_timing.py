@@ -33,17 +33,16 @@ def parse(text: str) -> tuple[dict[str, int], int | None]:
 
 
 def kept_run(path: str, name: str) -> dict:
-    """Run ``name`` of an earlier timing record: its per-chapter times, totals, commit, conditions and date."""
+    """Run ``name`` of an earlier timing record: its per-chapter times, totals, commit, and the conditions and date
+    it was measured under (its own ``kept_runs`` entry where it was itself carried over)."""
     rec = read_record(path)
-    per = rec["metrics"]["per_chapter_s"]
-    if name not in per:
-        raise SystemExit(f"error: --keep: {path} has no run {name!r}; it has {sorted(per)}")
-    st = rec["settings"]
-    commit = st.get("commits", {}).get(name)
-    if commit is None:  # the first record of this kind named one commit per side: before_* and after_*
-        commit = st.get(f"{name.split('_')[0]}_commit")
-    return {"per_chapter_s": per[name], "totals": rec["metrics"]["totals"][name], "commit": commit,
-            "conditions": st.get("conditions", ""), "date_utc": rec["provenance"]["date_utc"]}
+    per, st = rec["metrics"]["per_chapter_s"], rec["settings"]
+    if name not in per or name not in st.get("commits", {}):
+        raise SystemExit(f"error: --keep: {path} has no run {name!r} with its commit; it has {sorted(per)}")
+    origin = st.get("kept_runs", {}).get(name, {"conditions": st.get("conditions", ""),
+                                                "date_utc": rec["provenance"]["date_utc"]})
+    return {"per_chapter_s": per[name], "totals": rec["metrics"]["totals"][name], "commit": st["commits"][name],
+            "conditions": origin["conditions"], "date_utc": origin["date_utc"]}
 
 
 def main(argv=None) -> None:

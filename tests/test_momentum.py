@@ -280,7 +280,6 @@ def test_bracket_root_keeps_the_bisection_contract_in_fewer_steps(name, g, root)
         assert hi == pytest.approx(_bisect(g, 0.01, 1.5, rtol), rel=rtol)
 
 
-
 @pytest.mark.parametrize("args,match", [
     ((0.0, -1.0, 1.0, 1.0, 0.0), "rtol"),
     ((1.0, -1.0, 1.0, 1.0, 1e-6), "lo < hi"),

@@ -45,6 +45,25 @@ def test_keep_carries_a_run_of_an_earlier_record(tmp_path):
     assert rec["settings"]["commits"] == {"earlier_2_jobs": "abc", "after_2_jobs": "def"}
     assert rec["metrics"]["totals"]["earlier_2_jobs"] == {"sum_of_chapters_s": 9, "elapsed_s": 10}
     assert rec["settings"]["kept_runs"]["earlier_2_jobs"]["conditions"] == "idle"
+    third = tmp_path / "third.json"  # kept again: the conditions it was measured under, not the new record's
+    TIMING["main"](["--keep", str(second), "earlier_2_jobs", "earlier_2_jobs", "--run", "later", "ghi", str(log),
+                    "--conditions", "loaded", "--record", str(third)])
+    rec3 = json.loads(third.read_text())
+    assert rec3["settings"]["kept_runs"]["earlier_2_jobs"]["conditions"] == "idle"
+    assert rec3["settings"]["commits"]["earlier_2_jobs"] == "abc"
     with pytest.raises(SystemExit, match="no run 'before_1_job'"):
         TIMING["main"](["--keep", str(first), "before_1_job", "x", "--run", "a", "b", str(log),
-                        "--record", str(tmp_path / "third.json")])
+                        "--record", str(tmp_path / "fourth.json")])
+
+
+def test_the_reproducing_page_quotes_the_records_times():
+    """The times the Reproducing page and the README give are the committed record's (no stale hand-typed number)."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    totals = json.loads((root / "results/regeneration/chapter_records_timing.json").read_text())["metrics"]["totals"]
+    two, one = totals["after_2_jobs"]["elapsed_s"], totals["after_1_job"]["elapsed_s"]
+    page = " ".join((root / "book/reproduce.md").read_text().split())
+    assert f"took {two} s with `JOBS=2` and {one} s with one job" in page
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"about {round(two / 60)} minutes with `make records JOBS=2` and about {round(one / 60)} with one job" in readme
