@@ -33,16 +33,16 @@ def parse(text: str) -> tuple[dict[str, int], int | None]:
 
 
 def kept_run(path: str, name: str) -> dict:
-    """Run ``name`` of an earlier timing record: its per-chapter times, totals, commit, and the conditions and date
-    it was measured under (its own ``kept_runs`` entry where it was itself carried over)."""
+    """Run ``name`` of an earlier timing record: its per-chapter times, totals, commit, and the name, conditions and
+    date it was measured under (its own ``kept_runs`` entry where it was itself carried over)."""
     rec = read_record(path)
     per, st = rec["metrics"]["per_chapter_s"], rec["settings"]
     if name not in per or name not in st.get("commits", {}):
         raise SystemExit(f"error: --keep: {path} has no run {name!r} with its commit; it has {sorted(per)}")
-    origin = st.get("kept_runs", {}).get(name, {"conditions": st.get("conditions", ""),
+    origin = st.get("kept_runs", {}).get(name, {"from": name, "conditions": st.get("conditions", ""),
                                                 "date_utc": rec["provenance"]["date_utc"]})
     return {"per_chapter_s": per[name], "totals": rec["metrics"]["totals"][name], "commit": st["commits"][name],
-            "conditions": origin["conditions"], "date_utc": origin["date_utc"]}
+            "from": origin["from"], "conditions": origin["conditions"], "date_utc": origin["date_utc"]}
 
 
 def main(argv=None) -> None:
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     for path, name, new in a.keep:
         run = kept_run(path, name)
         per[new], totals[new], commits[new] = run["per_chapter_s"], run["totals"], run["commit"]
-        kept[new] = {"from": name, "conditions": run["conditions"], "date_utc": run["date_utc"]}
+        kept[new] = {"from": run["from"], "conditions": run["conditions"], "date_utc": run["date_utc"]}
     for name, commit, path in a.run:
         with open(path, errors="replace") as f:
             per[name], elapsed = parse(f.read())

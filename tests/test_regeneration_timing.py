@@ -50,6 +50,7 @@ def test_keep_carries_a_run_of_an_earlier_record(tmp_path):
                     "--conditions", "loaded", "--record", str(third)])
     rec3 = json.loads(third.read_text())
     assert rec3["settings"]["kept_runs"]["earlier_2_jobs"]["conditions"] == "idle"
+    assert rec3["settings"]["kept_runs"]["earlier_2_jobs"]["from"] == "after_2_jobs"
     assert rec3["settings"]["commits"]["earlier_2_jobs"] == "abc"
     with pytest.raises(SystemExit, match="no run 'before_1_job'"):
         TIMING["main"](["--keep", str(first), "before_1_job", "x", "--run", "a", "b", str(log),
