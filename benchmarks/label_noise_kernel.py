@@ -4,7 +4,9 @@ Side by side, in one process, on the same problem and the same noise:
   1. the naive loop: PyTorch autograd, one chain, one step at a time (``flatbias.label_noise.reference_run``);
   2. the scalar numba kernel (``_run_chunk_scalar``, the reference: chains one after the other);
   3. the lane kernel (``_run_chunk_lanes``: chains innermost, bit-identical to 2);
-  4. ``run`` end to end (noise generation included) with each kernel, and the noise generation alone.
+  4. ``run`` end to end (noise generation included) with each kernel, and the noise generation alone;
+  5. what bounds the lane kernel: its rate with the cubic activation (the same steps without exp) beside its rate
+     with sinh, and exp alone (``_exp_pm`` over an array, as the kernel calls it) in ns per call.
 
 Kernel rates are CPU time of this thread (``time.thread_time``), repetitions interleaved, best of ``--reps``, so
 that other jobs on the machine disturb the ratio little; the load average is recorded beside them.
@@ -139,6 +141,50 @@ def profile() -> None:
             print(f"  {name:32s} {t:7.2f} s  {100 * t / total:5.1f} %")
 
 
+def ceiling(C: int, steps: int, reps: int) -> dict:
+    """What bounds the lane kernel (label-noise SGD, kernel only, C chains). Its rate with sinh and with the cubic
+    activation (φ(z) = z + z³/3: the same steps, sums and updates without exp), interleaved; exp alone in ns per
+    call (``_exp_pm`` over 16384 lanes, the kernel's own loop shape, so vectorized as there); and what these parts
+    predict: exp's share of a sinh step, the rate if exp cost nothing (the cubic rate, an upper bound) and the rate
+    if everything but exp cost nothing (1 / (m × exp time))."""
+    prob = ln.draw_problems(C, 0, seed=0)
+    X, y = prob["X"], prob["y"]
+    m = prob["theta0"].shape[1]
+    eta, s, rho = np.full(C, ETA), np.full(C, S), np.full(C, RHO)
+    u, eps = ln.ChainNoise(0, C).draw(steps)
+    start = {act: ln._Lanes(ln.retract_batch(prob["theta0"], X, y, act=act), X, y, act)
+             for act in ("sinh", "cubic")}
+    times = {act: [] for act in start}
+    for act, lanes in start.items():  # compile / load the caches outside the timings
+        ln._Lanes(lanes.theta(), X, y, act).kernel(eta, s, rho, u[:, :10].copy(), eps[:, :10].copy(),
+                                                  ln.METHODS["sgd"], ln.KERNEL_ACTIVATIONS[act])
+    for _ in range(reps):
+        for act, lanes in start.items():
+            run = ln._Lanes(lanes.theta(), X, y, act)
+            t0 = time.thread_time()
+            run.kernel(eta, s, rho, u, eps, ln.METHODS["sgd"], ln.KERNEL_ACTIVATIONS[act])
+            times[act].append(time.thread_time() - t0)
+            if not np.isfinite(run.theta()).all():  # a diverged run times NaN arithmetic: not a fair bound
+                raise RuntimeError(f"the {act} run diverged within {steps} steps")
+    z = np.einsum("cmd,cnd->cmn", start["sinh"].theta(), X).ravel()
+    z = np.resize(z, 16384)
+    plus, minus = np.empty_like(z), np.empty_like(z)
+    ln._exp_pm_halves(z, plus, minus)  # compile / load outside the timing
+    calls, best = 200, float("inf")
+    for _ in range(reps):
+        t0 = time.thread_time()
+        for _ in range(calls):
+            ln._exp_pm_halves(z, plus, minus)
+        best = min(best, (time.thread_time() - t0) / (calls * z.size))
+    sinh, cubic = (C * steps / min(times[a]) for a in ("sinh", "cubic"))
+    return {"chains": C, "m": m, "lane kernel, sinh (chain-steps/s)": sinh,
+            "lane kernel, cubic: no exp (chain-steps/s)": cubic,
+            "exp alone (ns per call, vectorized)": 1e9 * best,
+            "exp's share of a sinh step": m * best * sinh,
+            "rate if exp cost nothing, the cubic rate (chain-steps/s)": cubic,
+            "rate if all but exp cost nothing (chain-steps/s)": 1 / (m * best)}
+
+
 def cpu() -> str:
     """The CPU's model name and its widest SIMD (from /proc/cpuinfo where there is one)."""
     try:
@@ -151,7 +197,7 @@ def cpu() -> str:
     return f"{name} ({', '.join(simd) or 'no AVX2'})"
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chains", type=int, default=16)
     p.add_argument("--steps", type=int, default=200_000, help="steps per chain (a multiple of 100)")
@@ -159,7 +205,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--record", default=None, help="write a result record here")
     p.add_argument("--profile", action="store_true", help="only profile chapters 06 and 08's calls (smoke scale)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.profile:
         return profile()
     load_before = os.getloadavg()
@@ -174,12 +220,13 @@ def main():
         e = end_to_end(theta0, X, y, a.steps, method, a.reps)
         rates[f"run() with the scalar kernel, {label} ({a.chains} chains, 100 records)"] = e["scalar"]
         rates[f"run() with the lane kernel, {label} ({a.chains} chains, 100 records)"] = e["lanes"]
-    for C in (1, 4, 8, 64):
+    for C in (1, 4, 8, 32, 64):
         k = kernels(*problem(C, seed=1), max(20_000, a.steps * a.chains // C // 4), "sgd", a.reps)
         rates[f"scalar kernel, label-noise SGD ({C} chains, kernel only)"] = k["scalar"]
         rates[f"lane kernel, label-noise SGD ({C} chains, kernel only)"] = k["lanes"]
     for name, v in noise_rate(a.chains, a.steps, a.reps).items():
         rates[f"noise generation alone, {name} ({a.chains} chains)"] = v
+    bounds = [ceiling(C, a.steps, a.reps) for C in sorted({a.chains, 64})]
     load_after = os.getloadavg()
     base = rates["naive autograd loop (1 chain)"]
     print(f"one thread, CPU time; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
@@ -187,6 +234,11 @@ def main():
     print(f"{'implementation':78s} {'chain-steps/s':>14s} {'x naive':>9s}")
     for k, v in rates.items():
         print(f"{k:78s} {v:14.3g} {v / base:9.0f}")
+    for b in bounds:
+        print(f"what bounds the lane kernel, label-noise SGD, {b['chains']} chains:")
+        for k, v in b.items():
+            if k not in ("chains", "m"):
+                print(f"  {k:76s} {v:14.3g}")
     if a.record:
         write_record(a.record, "label_noise_kernel_benchmark", "full",
                      {"problem": f"m=10, d=n=3, sinh, eta={ETA}, s={S} (SGD), rho={RHO} and s=0 (1-SAM)",
@@ -195,8 +247,12 @@ def main():
                       "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
                       "cpu_model": cpu(),
                       "exp": "flatbias.label_noise._exp_pm (pure arithmetic, within 1 ulp; both kernels)",
+                      "ceiling": "label-noise SGD, lane kernel only, the --chains count and 64: sinh against "
+                                 "the cubic activation (the same steps without exp), interleaved; exp alone "
+                                 "over 16384 lanes; the derived bounds are arithmetic on these",
                       "note": "2-core machine shared with other jobs"},
-                     {"chain_steps_per_s": rates, "speedup_vs_naive": {k: v / base for k, v in rates.items()}})
+                     {"chain_steps_per_s": rates, "speedup_vs_naive": {k: v / base for k, v in rates.items()},
+                      "ceiling": bounds})
 
 
 if __name__ == "__main__":

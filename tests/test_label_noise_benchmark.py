@@ -1,0 +1,31 @@
+"""The label-noise kernel benchmark (benchmarks/label_noise_kernel.py) at a tiny size: its record and its ceiling."""
+
+import json
+import runpy
+from pathlib import Path
+
+BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "label_noise_kernel.py"))
+
+
+def test_ceiling_splits_a_step_into_exp_and_the_rest():
+    b = BENCH["ceiling"](4, 300, 1)
+    assert b["chains"] == 4 and b["m"] == 10
+    rates = [b[k] for k in b if k.endswith("(chain-steps/s)")]
+    assert len(rates) == 4 and all(r > 0 and r < float("inf") for r in rates)
+    assert b["rate if exp cost nothing, the cubic rate (chain-steps/s)"] == \
+        b["lane kernel, cubic: no exp (chain-steps/s)"]
+    # the two derived numbers are the parts' arithmetic, not new timings
+    t = b["exp alone (ns per call, vectorized)"] * 1e-9
+    assert abs(b["rate if all but exp cost nothing (chain-steps/s)"] * 10 * t - 1) < 1e-12
+    assert abs(b["exp's share of a sinh step"] - 10 * t * b["lane kernel, sinh (chain-steps/s)"]) < 1e-12
+
+
+def test_main_writes_the_rates_and_the_ceiling(tmp_path):
+    out = tmp_path / "bench.json"
+    BENCH["main"](["--chains", "4", "--steps", "200", "--naive-steps", "20", "--reps", "1", "--record", str(out)])
+    rec = json.loads(out.read_text())
+    rates = rec["metrics"]["chain_steps_per_s"]
+    assert "lane kernel, label-noise SGD (4 chains, kernel only)" in rates
+    assert "lane kernel, label-noise SGD (32 chains, kernel only)" in rates
+    assert [b["chains"] for b in rec["metrics"]["ceiling"]] == [4, 64]
+    assert rec["provenance"]["commit"]
