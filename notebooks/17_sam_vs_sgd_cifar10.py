@@ -194,6 +194,7 @@ t_start = time.perf_counter()
 
 # %% tags=["hide-input"]
 repro.seed_everything(0)
+pd.set_option("display.max_colwidth", None)  # the tables' provenance cells, whole
 RESULTS = repo_root() / "results" / "cifar10"
 # $FLATBIAS_CIFAR10, else ../shared/data/cifar10-jpeg.tar.gz, data/, ... (else an error)
 data = cifar.load()
@@ -274,6 +275,7 @@ cr.summary_table(runs).fillna("to be run on a GPU")
 # %% tags=["hide-input"]
 if reduced:
     display(cr.summary_table(reduced, paper=None))
+    print(cr.provenance_note(reduced))
 else:
     print("reduced-protocol records: none yet")
 
@@ -283,9 +285,10 @@ else:
 # finish within its budget: its estimate from the micro-benchmark (`gpu_benchmark.json` beside
 # the records) was too low, and a run stopped at the time limit brings back no record. The time
 # left ran two: SGD and SAM at ρ = 0.1, sharing the GPU. Their table row carries the data source
-# (the JPEG mirror, not the official archive) and their provenance. One seed and two optimizers
-# at 30 epochs are a first look, not the paper's table, and the claims below are not judged on
-# them.
+# (the JPEG mirror, not the official archive) and their provenance; the line under the table
+# says how many records came from a working tree with uncommitted changes, whose commit is then
+# not all of the code that made them. One seed and two optimizers at 30 epochs are a first
+# look, not the paper's table, and the claims below are not judged on them.
 #
 # **What the curves and tables of this chapter show today** are these reduced-protocol records:
 # 30-epoch runs of one seed (42), not the paper's protocol. Both claims stay **not yet run** until

@@ -46,6 +46,17 @@ def test_summary_table_holds_the_records_numbers(record_dir):
     assert k == 0 and np.isnan(m)
 
 
+def test_provenance_shows_a_dirty_tree():
+    sha = "f9ba25578082a2828fa3e1afc9c2f02366e3920a"
+    rec = {"provenance": {"hardware": {"gpu": "NVIDIA H200"}, "date_utc": "2026-11-30T01:46:10+00:00",
+                          "commit": sha + "+dirty", "wall_time_s": 300.0}}
+    assert cr.provenance_line(rec) == "NVIDIA H200, 2026-11-30, f9ba255780 with uncommitted changes, 5 min"
+    assert cr.provenance_note({"SGD": [rec]}).startswith("1 of 1 records were made from a tree with uncommitted")
+    rec["provenance"]["commit"] = sha
+    assert cr.provenance_line(rec) == "NVIDIA H200, 2026-11-30, f9ba255780, 5 min"
+    assert cr.provenance_note({"SGD": [rec], "SAM": [rec]}) == "all 2 records were made from a clean commit"
+
+
 def test_curves_draw_one_line_per_seed(record_dir):
     runs = cr.load_runs(record_dir, "custom")
     fig, axes = plt.subplots(1, 3)

@@ -75,11 +75,29 @@ def _joined(values) -> str:
     return ", ".join(dict.fromkeys(values))
 
 
+def commit_label(commit: str) -> str:
+    """A record's commit, short: its first 10 hex digits, and where the tree held uncommitted changes
+    (``records.git_commit`` ends it with ``+dirty``) a plain "with uncommitted changes": the code that made it is
+    not that commit alone."""
+    sha, dirty = commit.removesuffix("+dirty"), commit.endswith("+dirty")
+    return sha[:10] + (" with uncommitted changes" if dirty else "")
+
+
 def provenance_line(rec: dict) -> str:
     """'hardware, date, commit, wall time' of a record."""
     prov = rec["provenance"]
     hw = prov["hardware"].get("gpu") or prov["hardware"].get("cpu")
-    return f"{hw}, {prov['date_utc'][:10]}, {prov['commit'][:10]}, {prov['wall_time_s'] / 60:.0f} min"
+    return f"{hw}, {prov['date_utc'][:10]}, {commit_label(prov['commit'])}, {prov['wall_time_s'] / 60:.0f} min"
+
+
+def provenance_note(runs: dict[str, list[dict]]) -> str:
+    """One line under a table: how many of its records were made from a tree with uncommitted changes."""
+    recs = [r for rs in runs.values() for r in rs]
+    dirty = sum(r["provenance"]["commit"].endswith("+dirty") for r in recs)
+    if not dirty:
+        return f"all {len(recs)} records were made from a clean commit"
+    return (f"{dirty} of {len(recs)} records were made from a tree with uncommitted changes: the commit they name "
+            "is not all of the code that made them")
 
 
 def summary_table(runs: dict[str, list[dict]], paper: pd.DataFrame | None = PAPER) -> pd.DataFrame:
