@@ -3,7 +3,8 @@
 Side by side, in one process, on the same problem and the same noise:
   1. the naive loop: PyTorch autograd, one chain, one step at a time (``flatbias.label_noise.reference_run``);
   2. the scalar numba kernel (``_run_chunk_scalar``, the reference: chains one after the other);
-  3. the lane kernel (``_run_chunk_lanes``: chains innermost, bit-identical to 2);
+  3. the lane kernel (chains innermost, bit-identical to 2): the one ``run`` takes for this d = 3 problem
+     (``_run_chunk_lanes3``, arrays on the stack), and the general one for any d (``_run_chunk_lanes``);
   4. ``run`` end to end (noise generation included) with each kernel, and the noise generation alone;
   5. what bounds the lane kernel: its rate with the cubic activation (the same steps without exp) beside its rate
      with sinh, and exp alone (``_exp_pm`` over an array, as the kernel calls it) in ns per call.
@@ -54,7 +55,7 @@ def kernels(theta0, X, y, steps: int, method: str, reps: int) -> dict:
     eta, s, rho = np.full(C, ETA), np.full(C, S if method == "sgd" else 0.0), np.full(C, RHO)
     u, eps = ln.ChainNoise(0, C).draw(steps)
     code = ln.METHODS[method]
-    times = {"scalar": [], "lanes": []}
+    times = {"scalar": [], "lanes": [], "general lanes": []}
     for _ in range(reps):
         th = theta0.copy()
         t0 = time.thread_time()
@@ -64,8 +65,12 @@ def kernels(theta0, X, y, steps: int, method: str, reps: int) -> dict:
         t0 = time.thread_time()
         lanes.step(eta, s, rho, u, eps, code, 0)
         times["lanes"].append(time.thread_time() - t0)
-        if not np.array_equal(lanes.theta(), th, equal_nan=True):
-            raise AssertionError("the lane kernel and the scalar kernel disagree")
+        general = ln._Lanes(theta0.copy(), X, y, "sinh")
+        t0 = time.thread_time()
+        ln._run_chunk_lanes(general.th, general.m, general.XL, general.yL, eta, s, rho, u, eps, code, 0)
+        times["general lanes"].append(time.thread_time() - t0)
+        if not (np.array_equal(lanes.theta(), th, equal_nan=True) and np.array_equal(general.theta(), th)):
+            raise AssertionError("the lane kernels and the scalar kernel disagree")
     return {k: C * steps / min(v) for k, v in times.items()}
 
 
@@ -218,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         k = kernels(theta0, X, y, a.steps, method, a.reps)
         rates[f"scalar kernel, {label} ({a.chains} chains, kernel only)"] = k["scalar"]
         rates[f"lane kernel, {label} ({a.chains} chains, kernel only)"] = k["lanes"]
+        rates[f"general lane kernel (any d), {label} ({a.chains} chains, kernel only)"] = k["general lanes"]
         e = end_to_end(theta0, X, y, a.steps, method, a.reps)
         rates[f"run() with the scalar kernel, {label} ({a.chains} chains, 100 records)"] = e["scalar"]
         rates[f"run() with the lane kernel, {label} ({a.chains} chains, 100 records)"] = e["lanes"]
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         k = kernels(*problem(C, seed=1), max(20_000, a.steps * a.chains // C // 4), "sgd", a.reps)
         rates[f"scalar kernel, label-noise SGD ({C} chains, kernel only)"] = k["scalar"]
         rates[f"lane kernel, label-noise SGD ({C} chains, kernel only)"] = k["lanes"]
+        rates[f"general lane kernel (any d), label-noise SGD ({C} chains, kernel only)"] = k["general lanes"]
     for name, v in noise_rate(a.chains, a.steps, a.reps).items():
         rates[f"noise generation alone, {name} ({a.chains} chains)"] = v
     bounds = [ceiling(C, a.steps, a.reps) for C in sorted({a.chains, 64})]
@@ -247,7 +254,9 @@ def main(argv: list[str] | None = None) -> None:
                       "timing": "thread CPU time (time.thread_time), best of reps, kernels interleaved",
                       "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
                       "cpu_model": cpu(),
-                      "exp": "flatbias.label_noise._exp_pm (pure arithmetic, within 1 ulp; both kernels)",
+                      "exp": "flatbias.label_noise._exp_pm (pure arithmetic, within 1 ulp; every kernel)",
+                      "lane kernels": "'lane kernel' is the one run() takes here (d = 3: _run_chunk_lanes3, arrays "
+                                      "on the stack); 'general lane kernel' is _run_chunk_lanes (any d)",
                       "ceiling": "label-noise SGD, lane kernel only, the --chains count and 64: sinh against "
                                  "the cubic activation (the same steps without exp), interleaved; exp alone "
                                  "over 16384 lanes; the derived bounds are arithmetic on these",

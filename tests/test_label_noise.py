@@ -215,6 +215,36 @@ def test_lane_kernel_is_bit_identical_to_the_scalar_kernel(method, act, C, n, d)
     assert np.abs(ref - theta0).min(axis=(1, 2)).max() > 0 and np.abs(ref - theta0).max() > 1e-2  # it moved
 
 
+@pytest.mark.parametrize("method", ["sgd", "sam"])
+@pytest.mark.parametrize("act", ["sinh", "cubic"])
+@pytest.mark.parametrize("C,n", [(2, 3), (8, 3), (13, 20)])
+def test_both_lane_kernels_agree_with_the_scalar_kernel_at_d3(method, act, C, n):
+    """The d = 3 kernel (stack arrays) and the general lane kernel, each called directly: the scalar kernel's
+    bits, chain for chain, with padding chains (13 of 16 lanes) and several samples."""
+    theta0, X, y, eta, s, rho = _lane_problem(C, n, 3, act)
+    u, eps = ln.ChainNoise(2, C).draw(1500)
+    code, acode = ln.METHODS[method], ln.KERNEL_ACTIVATIONS[act]
+    ref = theta0.copy()
+    ln._run_chunk_scalar(ref, X, y, eta, s, rho, u, eps, code, acode)
+    for kernel in (ln._run_chunk_lanes3, ln._run_chunk_lanes):
+        lanes = ln._Lanes(theta0.copy(), X, y, act)
+        assert kernel(lanes.th, lanes.m, lanes.XL, lanes.yL, eta, s, rho, u, eps, code, acode) == 0.0
+        assert np.array_equal(lanes.theta(), ref), kernel.__name__
+
+
+def test_lane_kernel_choice_follows_d_and_the_stack_bound(monkeypatch):
+    theta0, X, y, *_ = _lane_problem(8, 3, 3, "sinh")
+    assert ln._Lanes(theta0, X, y, "sinh").lane_kernel() is ln._run_chunk_lanes3
+    theta4, X4, y4, *_ = _lane_problem(8, 3, 4, "sinh")
+    assert ln._Lanes(theta4, X4, y4, "sinh").lane_kernel() is ln._run_chunk_lanes
+    assert ln.stack_bytes(10, 8) == 8 * (6 * 80 + 12 * 8)
+    monkeypatch.setattr(ln, "STACK_BYTES_MAX", ln.stack_bytes(M, 8) - 1)  # one byte short: the heap kernel
+    assert ln._Lanes(theta0, X, y, "sinh").lane_kernel() is ln._run_chunk_lanes
+    four = ln._Lanes(theta4, X4, y4, "sinh")
+    with pytest.raises(ValueError, match="d = 3 only"):
+        ln._run_chunk_lanes3(four.th, four.m, four.XL, four.yL, *np.ones((3, 8)), *ln.ChainNoise(0, 8).draw(5), 0, 0)
+
+
 def test_lane_kernel_flags_exp_out_of_range_and_the_chunk_is_redone_by_the_scalar_kernel():
     theta0, X, y, eta, s, rho = _lane_problem(5, 3, 3, "sinh")
     theta0[2] *= 400.0  # chain 2: |θ_jᵀx_i| ≥ 512, beyond the exp replica's range (exp overflows there)

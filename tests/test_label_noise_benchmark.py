@@ -35,5 +35,6 @@ def test_main_writes_the_rates_and_the_ceiling(tmp_path):
     rates = rec["metrics"]["chain_steps_per_s"]
     assert "lane kernel, label-noise SGD (4 chains, kernel only)" in rates
     assert "lane kernel, label-noise SGD (32 chains, kernel only)" in rates
+    assert "general lane kernel (any d), label-noise SGD (4 chains, kernel only)" in rates
     assert [b["chains"] for b in rec["metrics"]["ceiling"]] == [4, 64]
     assert rec["provenance"]["commit"] and rec["provenance"]["wall_time_s"] > 0

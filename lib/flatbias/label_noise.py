@@ -8,14 +8,16 @@ One step of chain c, with the per-sample loss ℓ_i(θ) = ½(f_θ(x_i) − y_i �
     1-SAM (§C.3):     θ' = θ + ρ g/(‖g‖ + 1e-12), g = ∇ℓ_i(θ);  θ ← θ − η ∇ℓ_i(θ')
 
 The per-sample gradient is in closed form, ∇_{θ_j} ℓ_i = r φ'(θ_jᵀx_i) x_i, and the loop over steps is compiled
-with numba, on one core. Two kernels take the same steps: :func:`_run_chunk_scalar`, the reference (chains one after
-the other), and :func:`_run_chunk_lanes`, which :func:`run` uses for two chains or more: all chains at once, with
-the lanes (neuron, chain) innermost so that LLVM vectorizes them. Both compute exp by :func:`_exp_pm`, pure
-arithmetic within 1 ulp (libm's exp is an opaque call that does not vectorize), and repeat every floating-point
-operation in the same order, so they give the same bits (tested chain for chain), on any machine and libm.
+with numba, on one core. Three kernels take the same steps: :func:`_run_chunk_scalar`, the reference (chains one
+after the other), and two lane kernels, which :func:`run` uses for two chains or more: all chains at once, with the
+lanes (neuron, chain) innermost so that LLVM vectorizes them. :func:`_run_chunk_lanes3` serves d = 3 (paper 1's
+Figure 1), keeping its arrays on the stack so that LLVM vectorizes its short loops without overlap checks;
+:func:`_run_chunk_lanes` serves any d. All compute exp by :func:`_exp_pm`, pure arithmetic within 1 ulp (libm's exp
+is an opaque call that does not vectorize), and repeat every floating-point operation in the same order, so they
+give the same bits (tested chain for chain), on any machine and libm.
 A batched torch scan over chains was measured in an earlier benchmark (record of 2026-11-22: 3.6e5 chain-steps/s at
 16 chains against 8.8e6 for the scalar kernel) and is slower for the few-dozen-chain, many-step runs paper 1 needs;
-``benchmarks/label_noise_kernel.py`` now times the naive loop and the two kernels.
+``benchmarks/label_noise_kernel.py`` now times the naive loop and the kernels.
 
 Randomness: chain c draws its sample indices and its noise from two numpy PCG64 streams spawned from
 ``SeedSequence(seed)`` with spawn key (c,), so a chain's trajectory depends only on ``seed`` and c (not on the
@@ -97,6 +99,23 @@ def _from_bits(typingctx, a):  # pragma: no cover - compiled
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], llvm_ir.DoubleType())
     return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _stack_empty(typingctx, n):  # pragma: no cover - compiled
+    """A 1-D float64 array of n elements on the calling function's stack, not initialized. LLVM knows that such an
+    array aliases no other array, so a short loop over it vectorizes without run-time overlap checks (numba's heap
+    arrays look to LLVM as if they might overlap). Call it outside loops, for sizes that fit the stack."""
+    arrty = types.Array(types.float64, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        (size,) = args
+        ary = context.make_array(arrty)(context, builder)
+        itemsize = context.get_constant(types.intp, 8)
+        context.populate_array(ary, data=builder.alloca(llvm_ir.DoubleType(), size=size), shape=[size],
+                               strides=[itemsize], itemsize=itemsize, meminfo=None)
+        return ary._getvalue()
+    return arrty(types.intp), codegen
 
 
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
@@ -299,6 +318,90 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act):  # pragma: 
     return 1.0 if bad else 0.0
 
 
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+def _sum_blocks(p, f, m, P):  # pragma: no cover - compiled
+    """f[c] = Σ_j p[j·P + c], summed from 0.0 in the order j = 0, 1, ... (the scalar kernel's order)."""
+    for c in range(P):
+        f[c] = 0.0
+    for j in range(m):
+        o = j * P
+        for c in range(P):
+            f[c] += p[o + c]
+
+
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", boundscheck=False)
+def _run_chunk_lanes3(th, m, X, y, eta, s, rho, u, eps, method, act):  # pragma: no cover - compiled
+    """:func:`_run_chunk_lanes` for d = 3 (paper 1's Figure 1), with its arguments, layout and flag, bit-identical
+    to it and to the scalar kernel. Faster for the chapters' 8–16 chains (``benchmarks/label_noise_kernel.py``):
+    every array of the step lives on the stack (:func:`_stack_empty`) with one array per row of θ and of x, so the
+    per-neuron loops vectorize without overlap checks; z is formed in one pass (d = 3 written out, no broadcast
+    copy of x) and θ is updated in one pass. θ is copied in at the start and out at the end.
+    Stack use: 6 m P + 12 P doubles (:func:`stack_bytes`); :class:`_Lanes` takes it up to :data:`STACK_BYTES_MAX`."""
+    n, d, C = X.shape
+    if d != 3 or th.shape[0] != 3:
+        raise ValueError("_run_chunk_lanes3 takes d = 3 only (X of shape (n, 3, C), θ of shape (3, m·P))")
+    Q = th.shape[1]
+    P = Q // m
+    K = u.shape[1]
+    t0, t1, t2 = _stack_empty(Q), _stack_empty(Q), _stack_empty(Q)
+    z, p, dp = _stack_empty(Q), _stack_empty(Q), _stack_empty(Q)
+    x0, x1, x2, xx = _stack_empty(P), _stack_empty(P), _stack_empty(P), _stack_empty(P)
+    yi, se, et, rh = _stack_empty(P), _stack_empty(P), _stack_empty(P), _stack_empty(P)
+    f, g, sq, a = _stack_empty(P), _stack_empty(P), _stack_empty(P), _stack_empty(P)
+    for q in range(Q):
+        t0[q], t1[q], t2[q] = th[0, q], th[1, q], th[2, q]
+    for c in range(P):  # the padding chains keep x = 0, y = 0, η = 0 (their θ stays 0)
+        x0[c], x1[c], x2[c], xx[c], yi[c], se[c] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        et[c] = eta[c] if c < C else 0.0
+        rh[c] = rho[c] if c < C else 0.0
+    bad = 0
+    for t in range(K):
+        for c in range(C):  # the sample of each chain (a gather: scalar)
+            i = int(u[c, t] * n)
+            if i >= n:
+                i = n - 1
+            v0, v1, v2 = X[i, 0, c], X[i, 1, c], X[i, 2, c]
+            x0[c], x1[c], x2[c] = v0, v1, v2
+            xx[c] = ((0.0 + v0 * v0) + v1 * v1) + v2 * v2
+            yi[c] = y[i, c]
+            se[c] = s[c] * eps[c, t]
+        for j in range(m):  # z_j = θ_jᵀx, summed from 0.0 in the order k = 0, 1, 2
+            o = j * P
+            for c in range(P):
+                z[o + c] = ((0.0 + t0[o + c] * x0[c]) + t1[o + c] * x1[c]) + t2[o + c] * x2[c]
+        bad += _phi_lanes(z, p, dp, act)
+        _sum_blocks(p, f, m, P)
+        if method == 1:  # 1-SAM (SPEC §C.3), as in the scalar kernel
+            for c in range(P):
+                g[c] = f[c] - yi[c] - se[c]
+                sq[c] = 0.0
+            for j in range(m):
+                o = j * P
+                for c in range(P):
+                    sq[c] += dp[o + c] * dp[o + c]
+            for c in range(P):
+                gnorm = abs(g[c]) * math.sqrt(sq[c] * xx[c])
+                a[c] = rh[c] * g[c] / (gnorm + 1e-12)
+            for j in range(m):
+                o = j * P
+                for c in range(P):
+                    z[o + c] = z[o + c] + a[c] * dp[o + c] * xx[c]
+            bad += _phi_lanes(z, p, dp, act)
+            _sum_blocks(p, f, m, P)
+        for c in range(P):  # η r, r = f − y_i − s ε; 0 on the padding chains
+            g[c] = et[c] * (f[c] - yi[c] - se[c])
+        for j in range(m):
+            o = j * P
+            for c in range(P):
+                w = g[c] * dp[o + c]  # w_j = η r φ'(z_j)
+                t0[o + c] -= w * x0[c]
+                t1[o + c] -= w * x1[c]
+                t2[o + c] -= w * x2[c]
+    for q in range(Q):
+        th[0, q], th[1, q], th[2, q] = t0[q], t1[q], t2[q]
+    return 1.0 if bad else 0.0
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # randomness shared by the kernel and the reference loop
 
@@ -397,6 +500,15 @@ def _check_batch(theta0, X, y, theta_name: str = "θ0"):
 LANES_MIN_CHAINS = 2
 #: the chain count is padded to a multiple of this (4 doubles per AVX2 register) in the lane kernel
 LANE_PAD = 4
+#: the most stack the d = 3 lane kernel may take for its arrays (a thread's stack is 8 MiB on Linux, 512 KiB
+#: for a secondary thread on macOS); beyond it the general lane kernel runs (over 900 chains at m = 10)
+STACK_BYTES_MAX = 256 * 1024
+
+
+def stack_bytes(m: int, P: int) -> int:
+    """The stack :func:`_run_chunk_lanes3` takes for m neurons and P (padded) chains: 6 arrays of m·P doubles and
+    12 of P."""
+    return 8 * (6 * m * P + 12 * P)
 
 
 def _use_lanes(C: int) -> bool:
@@ -426,9 +538,16 @@ class _Lanes:
     def theta(self) -> np.ndarray:
         return np.ascontiguousarray(self.th.reshape(self.d, self.m, self.P)[:, :, :self.C].transpose(2, 1, 0))
 
+    def lane_kernel(self):
+        """The lane kernel for this layout: :func:`_run_chunk_lanes3` for d = 3 while its arrays fit
+        :data:`STACK_BYTES_MAX` on the stack, else :func:`_run_chunk_lanes`."""
+        if self.d == 3 and stack_bytes(self.m, self.P) <= STACK_BYTES_MAX:
+            return _run_chunk_lanes3
+        return _run_chunk_lanes
+
     def kernel(self, eta, s, rho, u, eps, method: int, act: int) -> float:
         """One chunk of the lane kernel alone (no fallback); its flag."""
-        return _run_chunk_lanes(self.th, self.m, self.XL, self.yL, eta, s, rho, u, eps, method, act)
+        return self.lane_kernel()(self.th, self.m, self.XL, self.yL, eta, s, rho, u, eps, method, act)
 
     def step(self, eta, s, rho, u, eps, method: int, act: int) -> None:
         start = self.th.copy()
