@@ -501,7 +501,7 @@ LANES_MIN_CHAINS = 2
 #: the chain count is padded to a multiple of this (4 doubles per AVX2 register) in the lane kernel
 LANE_PAD = 4
 #: the most stack the d = 3 lane kernel may take for its arrays (a thread's stack is 8 MiB on Linux, 512 KiB
-#: for a secondary thread on macOS); beyond it the general lane kernel runs (over 900 chains at m = 10)
+#: for a secondary thread on macOS); beyond it the general lane kernel runs (over 450 chains at m = 10)
 STACK_BYTES_MAX = 256 * 1024
 
 
