@@ -264,7 +264,8 @@ for name, r in (("full", runs), ("reduced", reduced)):
 # were re-encoded: not the official set); "precision" is the number format the runs trained in.
 
 # %% tags=["hide-input"]
-cr.summary_table(runs).fillna("to be run on a GPU")
+display(cr.summary_table(runs).fillna("to be run on a GPU"))
+print(cr.provenance_note(runs))
 
 # %% [markdown]
 # ### Reduced protocol (30 epochs, one seed; our choice)

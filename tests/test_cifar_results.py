@@ -55,6 +55,7 @@ def test_provenance_shows_a_dirty_tree():
     rec["provenance"]["commit"] = sha
     assert cr.provenance_line(rec) == "NVIDIA H200, 2026-11-30, f9ba255780, 5 min"
     assert cr.provenance_note({"SGD": [rec], "SAM": [rec]}) == "all 2 records were made from a clean commit"
+    assert cr.provenance_note({}) == "no records yet"
 
 
 def test_curves_draw_one_line_per_seed(record_dir):

@@ -94,6 +94,8 @@ def provenance_note(runs: dict[str, list[dict]]) -> str:
     """One line under a table: how many of its records were made from a tree with uncommitted changes."""
     recs = [r for rs in runs.values() for r in rs]
     dirty = sum(r["provenance"]["commit"].endswith("+dirty") for r in recs)
+    if not recs:
+        return "no records yet"
     if not dirty:
         return f"all {len(recs)} records were made from a clean commit"
     return (f"{dirty} of {len(recs)} records were made from a tree with uncommitted changes: the commit they name "

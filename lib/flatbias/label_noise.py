@@ -148,6 +148,13 @@ def _exp_pm_halves(x, plus, minus):  # pragma: no cover - compiled
         plus[q], minus[q] = _exp_pm(x[q], 1)
 
 
+@njit(cache=True, fastmath=False, nogil=True, error_model="numpy", inline="always")
+def _sample_index(v, n):  # pragma: no cover - compiled
+    """The sample a uniform v in [0, 1) picks from n: ⌊v n⌋, at most n − 1 (:func:`draw_noise` in numpy)."""
+    i = int(v * n)
+    return n - 1 if i >= n else i
+
+
 @njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
 def _phi_dphi(z, act):
     if act == 0:  # sinh, cosh = e^z/2 ∓ e^−z/2
@@ -178,9 +185,7 @@ def _run_chunk_scalar(theta, X, y, eta, s, rho, u, eps, method, act):  # pragma:
         s_c = s[c]
         rho_c = rho[c]
         for t in range(K):
-            i = int(u[c, t] * n)
-            if i >= n:
-                i = n - 1
+            i = _sample_index(u[c, t], n)
             xx = 0.0
             for k in range(d):
                 x[k] = X[c, i, k]
@@ -262,9 +267,7 @@ def _run_chunk_lanes(th, m, X, y, eta, s, rho, u, eps, method, act):  # pragma: 
     bad = 0
     for t in range(K):
         for c in range(C):  # the sample of each chain (a gather: scalar)
-            i = int(u[c, t] * n)
-            if i >= n:
-                i = n - 1
+            i = _sample_index(u[c, t], n)
             yi[c] = y[i, c]
             acc = 0.0
             for kk in range(d):
@@ -357,9 +360,7 @@ def _run_chunk_lanes3(th, m, X, y, eta, s, rho, u, eps, method, act):  # pragma:
     bad = 0
     for t in range(K):
         for c in range(C):  # the sample of each chain (a gather: scalar)
-            i = int(u[c, t] * n)
-            if i >= n:
-                i = n - 1
+            i = _sample_index(u[c, t], n)
             v0, v1, v2 = X[i, 0, c], X[i, 1, c], X[i, 2, c]
             x0[c], x1[c], x2[c] = v0, v1, v2
             xx[c] = ((0.0 + v0 * v0) + v1 * v1) + v2 * v2
