@@ -57,6 +57,23 @@ def test_keep_carries_a_run_of_an_earlier_record(tmp_path):
                         "--record", str(tmp_path / "fourth.json")])
 
 
+def test_each_run_names_its_machine_and_a_kept_run_keeps_its_own(tmp_path):
+    import json
+
+    log = tmp_path / "a.log"
+    log.write_text("01_trace_of_hessian: 9 s\nelapsed (--jobs 2)   10 s\n")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    TIMING["main"](["--run", "a", "abc", str(log), "--hardware", "AMD", "--record", str(first)])
+    TIMING["main"](["--keep", str(first), "a", "amd_run", "--run", "b", "def", str(log), "--hardware", "Intel",
+                    "--record", str(second)])
+    rec = json.loads(second.read_text())
+    assert rec["settings"]["hardware"] == {"amd_run": "AMD", "b": "Intel"}
+    old = json.loads(first.read_text())  # a record from before runs named their machine: one string for all
+    old["settings"]["hardware"] = "AMD EPYC"
+    first.write_text(json.dumps(old))
+    assert TIMING["kept_run"](str(first), "a")["hardware"] == "AMD EPYC"
+
+
 def test_the_reproducing_page_quotes_the_records_times():
     """The times the Reproducing page and the README give are the committed record's (no stale hand-typed number)."""
     import json
