@@ -114,7 +114,7 @@ PROTOCOL = Protocol(
               Criterion("<=", 1e-8, "ours", "float64 round-off is 1e-16"),
               claim="trace_on_M", fmt=".1e"),
         Check("slope_off_M", "worst |log-log slope of the gap at small t − 1|",
-              Criterion("<=", 0.05, "ours"), claim="residual_off_M"),
+              Criterion("<=", 0.05, "ours"), claim="residual_off_M", tolerance="error"),
         Check("gap_at_1", "smallest relative gap at distance 1",
               Criterion(">", 1e-3, "ours"), role="secondary", claim="residual_off_M"),
         Check("mismatch_off_M", "max |tr − 2F − residual term| / tr off M",
@@ -135,6 +135,17 @@ PROTOCOL = Protocol(
         Change("claim kinds", "old form (paper / ours)",
                "trace_on_M: reading (formula lost); residual_off_M: ours",
                "the second rule of claims"),
+        Change("tolerance of slope_off_M",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: here it agreed (7e-10 relative, at the edge "
+               "of round-off). Every error-kind check of the book whose value lies "
+               "above 1e-12 changed together, after that run; criteria unchanged"),
     ],
 )
 PROTOCOL

@@ -148,11 +148,13 @@ PROTOCOL = Protocol(
     ],
     checks=[
         Check("dz_rank_one", "max |z − z*| at the end of the sinh, z+z³/3 runs",
-              Criterion("<=", 1e-6, "ours"), claim="rank_one", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), claim="rank_one", fmt=".1e",
+              tolerance="error"),
         Check("dF_rank_one", "max (F − F*)/F* at their end",
               Criterion("<=", 1e-9, "ours"), claim="rank_one", fmt=".1e"),
         Check("sigma_rank_one", "max σ2/σ1 of Φ at their end",
-              Criterion("<=", 1e-6, "ours"), claim="rank_one", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), claim="rank_one", fmt=".1e",
+              tolerance="error"),
         Check("below_F_star", "random points of M with F < F* (sinh, z+z³/3)",
               Criterion("<=", 0, "paper"), role="secondary", claim="rank_one",
               fmt=".0f", tolerance="exact"),
@@ -177,7 +179,8 @@ PROTOCOL = Protocol(
               tolerance="exact"),
         Check("saddle_third_order", "max |ΔF/(−λ_i t³) − 1| moving one zero "
                                     "z_ij to ±t",
-              Criterion("<=", 0.01, "ours"), claim="cube_saddles", fmt=".1e"),
+              Criterion("<=", 0.01, "ours"), claim="cube_saddles", fmt=".1e",
+              tolerance="error"),
         Check("trap_velocity", "max ‖ż − predicted ż‖/‖predicted‖ of the "
                                "small z_ij",
               Criterion("<=", 0.1, "ours"), role="secondary", claim="cube_saddles",
@@ -186,14 +189,17 @@ PROTOCOL = Protocol(
               Criterion("<=", 0.01, "ours"), role="secondary", claim="cube_saddles",
               fmt=".1e", tolerance=0.05),
         Check("general_dz", "max |z − z*| with general a (sinh, z+z³/3)",
-              Criterion("<=", 1e-6, "ours"), claim="general_a", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), claim="general_a", fmt=".1e",
+              tolerance="error"),
         Check("general_image", "max σ2/σ1 of a_jφ''(z_ij)",
-              Criterion("<=", 1e-6, "ours"), claim="general_a", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), claim="general_a", fmt=".1e",
+              tolerance="error"),
         Check("general_cubic_phi", "σ2/σ1 of Φ for z+z³/3 (ours: Φ not rank one)",
               Criterion(">", 1e-5, "ours"), role="secondary", claim="general_a",
-              fmt=".1e"),
+              fmt=".1e", tolerance=0.01),
         Check("softplus_at_sym", "max |F_end/F_sym − 1| for softplus",
-              Criterion("<=", 1e-6, "ours"), claim="beyond", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), claim="beyond", fmt=".1e",
+              tolerance="error"),
         Check("tanh_below", "max F_end/F_sym for tanh",
               Criterion("<", 0.5, "ours"), claim="beyond", tolerance=0.05),
         Check("tanh_sym_max", "largest eigenvalue of Hess_M F / spectral radius at "
@@ -251,6 +257,29 @@ PROTOCOL = Protocol(
         Change("claim kinds", "old form (every claim reading='ours')",
                "rank_one, general_a: reading; cube: paper (quoted); cube_saddles, "
                "beyond: ours", "the second rule of claims"),
+        Change("tolerance of dz_rank_one, sigma_rank_one, saddle_third_order, "
+               "general_dz, general_image, softplus_at_sym",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: dz_rank_one, general_dz and general_image "
+               "moved by 0.8 %, saddle_third_order by 0.06 %. Every error-kind check "
+               "of the book whose value lies above 1e-12 changed together, after that "
+               "run; criteria unchanged"),
+        Change("tolerance of general_cubic_phi",
+               "round-off",
+               "±0.01 (relative)",
+               "σ2/σ1 is read at points a descent reached to |z − z*| ≤ 1e-6 "
+               "(general_dz's bound), and moves with z at first order: relative "
+               "changes up to about 1e-6 / 3e-4 are within the solver's accuracy (a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs; this one moved by 2e-6 relative); criterion "
+               "unchanged"),
     ],
 )
 PROTOCOL

@@ -130,13 +130,15 @@ PROTOCOL = Protocol(
     checks=[
         Check("fd_hess", "max |second difference of F along R − ⟨v, Hess v⟩| / "
                          "‖Hess‖₂",
-              Criterion("<=", 1e-4, "ours"), claim="hessian", fmt=".1e"),
+              Criterion("<=", 1e-4, "ours"), claim="hessian", fmt=".1e",
+              tolerance="error"),
         Check("fd_slope", "max |log-log slope of that error − 2| for t ≥ 1e-2",
               Criterion("<=", 0.4, "ours"), role="secondary", claim="hessian",
-              fmt=".2f"),
+              fmt=".2f", tolerance="error"),
         Check("fd_grad", "max |first difference of F along R − ⟨grad_M F, v⟩| / "
                          "‖∇F‖",
-              Criterion("<=", 1e-4, "ours"), claim="gradient", fmt=".1e"),
+              Criterion("<=", 1e-4, "ours"), claim="gradient", fmt=".1e",
+              tolerance="error"),
         Check("hess_vs_autograd", "max ‖hess_vec − P_T ∇²(F − λᵀc) P_T v "
                                   "(autograd)‖ / "
               "‖that‖", Criterion("<=", 1e-10, "ours"), role="guard", fmt=".1e"),
@@ -164,6 +166,17 @@ PROTOCOL = Protocol(
         Change("claim kinds", "old form (reading='ours')",
                "hessian, gradient: reading (formulas lost, quoted words)",
                "the second rule of claims"),
+        Change("tolerance of fd_hess, fd_slope, fd_grad",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: fd_hess moved by 0.14 %, fd_slope by 0.7 %. "
+               "Every error-kind check of the book whose value lies above 1e-12 "
+               "changed together, after that run; criteria unchanged"),
     ],
 )
 PROTOCOL

@@ -156,11 +156,13 @@ PROTOCOL = Protocol(
               Criterion("<=", 1e-12, "ours"), role="guard", fmt=".1e"),
         Check("flow_energy", "max |F(T) − F(0) + ∫‖grad_M F‖² dt| / (F(0) − "
               "F(T)) along the flows",
-              Criterion("<=", 1e-6, "ours"), role="guard", fmt=".1e"),
+              Criterion("<=", 1e-6, "ours"), role="guard", fmt=".1e",
+              tolerance="error"),
         Check("flow_on_M", "max |f(x_i) − y_i| along the flows",
-              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e"),
+              Criterion("<=", 1e-9, "ours"), role="guard", fmt=".1e",
+              tolerance="error"),
         Check("const_smallest_eta", "max |ĉ/c − 1| at this run's smallest η",
-              Criterion("<=", 0.5, "ours"), role="guard", fmt=".3f"),
+              Criterion("<=", 0.5, "ours"), role="guard", fmt=".3f", tolerance="error"),
     ],
     validity=[
         Validity("draws_limit", "data draws in the mean over draws",
@@ -201,6 +203,17 @@ PROTOCOL = Protocol(
                "the old note was wrong: at η = 0.02, η·max‖∇f_i‖² is about "
                "0.6 at "
                "the start and 0.4 at θ*; no regime condition is declared on it"),
+        Change("tolerance of flow_energy, flow_on_M, const_smallest_eta",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: here they agreed. Every error-kind check of "
+               "the book whose value lies above 1e-12 changed together, after that "
+               "run; criteria unchanged"),
     ],
 )
 PROTOCOL

@@ -110,7 +110,7 @@ PROTOCOL = Protocol(
               "square roots, max rel. error of σ",
               Criterion("<=", 1e-6, "ours", "√eps ≈ 1.5e-8: square roots of "
                                             "round-off "
-                        "eigenvalues"), role="guard", fmt=".1e"),
+                        "eigenvalues"), role="guard", fmt=".1e", tolerance="error"),
         Check("shortcut_vs_dense", "coherence_from_gradients vs the dense definition "
               "(rel. to max S)", Criterion("<=", 1e-10, "ours"), role="guard",
               fmt=".1e"),
@@ -143,6 +143,17 @@ PROTOCOL = Protocol(
         Change("check identical_equal", "secondary check of general_upper",
                "guard", "it compares the library with a closed form: a failure "
                "is a bug, not a finding"),
+        Change("tolerance of coherence_vs_sqrtm",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: here it agreed. Every error-kind check of the "
+               "book whose value lies above 1e-12 changed together, after that run; "
+               "criteria unchanged"),
     ],
 )
 PROTOCOL

@@ -137,10 +137,11 @@ PROTOCOL = Protocol(
         Check("batched_vs_loop", "batched runner vs a plain loop of train_relu.step "
               "(SGD, normalized SAM) and of the full-batch ascent, max rel. diff. of "
               "θ_T; inf if an escape step differs", Criterion("<=", 1e-10, "ours"),
-              role="guard", fmt=".1e"),
+              role="guard", fmt=".1e", tolerance="error"),
         Check("tiny_r", "max ‖(θ_t − θ*) − w_t‖ / r over the guard's steps, "
               "nonlinear vs linearized map at tiny r (SGD and SAM)",
-              Criterion("<=", 1e-4, "ours"), role="guard", fmt=".1e"),
+              Criterion("<=", 1e-4, "ours"), role="guard", fmt=".1e",
+              tolerance="error"),
         Check("sides", "share of settings whose ρ(𝒯) is on the side η/η* says",
               Criterion(">=", 1.0, "ours"), role="guard", tolerance="exact"),
         Check("crit_is_threshold", "largest |ρ(𝒯) at η* − 1| over nets and "
@@ -176,6 +177,17 @@ PROTOCOL = Protocol(
         Change("tolerances", "none declared", "±0.1 for shares of 12 runs, ±2.2 "
                "(relative) for r*", "declared for every check of the long nonlinear "
                "runs, where round-off can flip a borderline run"),
+        Change("tolerance of batched_vs_loop, tiny_r",
+               "round-off (relative 1e-9, absolute 1e-12)",
+               "error (within a factor of 10; both under 1e-12 agree)",
+               "these values are errors (residuals, finite-difference or truncation "
+               "errors, differences of two computations of one quantity) above the "
+               "round-off floor, so their trailing digits are round-off, amplified; a "
+               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
+               "AMD EPYC (AVX2) found values of this kind that differ beyond "
+               "round-off between CPUs: batched_vs_loop was 1.6e-12 and 2.8e-12, "
+               "tiny_r moved by 0.3 %. Every error-kind check of the book whose value "
+               "lies above 1e-12 changed together, after that run; criteria unchanged"),
     ],
 )
 PROTOCOL

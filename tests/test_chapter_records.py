@@ -125,6 +125,30 @@ def test_differences_respect_each_checks_tolerance():
         chapter_record.tolerance_of(C("z", -1))
 
 
+def test_an_error_agrees_within_a_factor_of_ten_and_a_flipped_verdict_always_differs():
+    from flatbias.claims import Check, Criterion
+
+    def proto(*checks):
+        return type("P", (), {"checks": list(checks), "validity": []})()
+
+    err = Check("fd", "a finite-difference error", Criterion("<=", 1e-3, "ours"), claim="c", tolerance="error")
+    p = proto(err)
+    assert chapter_record.differences(p, {"fd": 1.05e-5}, {"fd": 1.06e-5}) == []  # round-off would flag this
+    assert chapter_record.differences(p, {"fd": 9e-5}, {"fd": 1e-5}) == []
+    assert chapter_record.differences(p, {"fd": 2e-12}, {"fd": 1e-14}) != []  # above the floor: a factor 200
+    assert chapter_record.differences(p, {"fd": 1e-13}, {"fd": 0.0}) == []  # both at round-off level
+    assert [line.split(":")[0] for line in chapter_record.differences(p, {"fd": 1.1e-4}, {"fd": 1e-5})] == ["fd"]
+    assert chapter_record.differences(p, {"fd": -1e-5}, {"fd": 1e-5}) != []  # the sign is part of the value
+    assert chapter_record.differences(proto(Check("x", "x", Criterion("<=", 1e-3, "ours"), claim="c")),
+                                      {"x": 1e-3}, {"x": 1e-3 * (1 + 1e-6)}) != []  # round-off stays strict
+    # within its tolerance, but one value passes and the other fails: always reported
+    wide = Check("w", "a long run", Criterion("<=", 1.0, "ours"), claim="c", tolerance=0.5)
+    got = chapter_record.differences(proto(wide), {"w": 0.9}, {"w": 1.1})
+    assert len(got) == 1 and "now passes its criterion" in got[0] and "record fails it" in got[0]
+    assert chapter_record.differences(proto(wide), {"w": 0.9}, {"w": 0.8}) == []
+    assert chapter_record.differences(proto(err), {"fd": 9e-4}, {"fd": 2e-3})[0].startswith("fd: 0.0009 now passes")
+
+
 def test_a_full_scale_run_never_writes_results(tmp_path, monkeypatch):
     import time
 

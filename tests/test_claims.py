@@ -320,7 +320,7 @@ def test_a_check_declares_how_far_two_runs_may_differ():
     from flatbias.claims import Check, Criterion, ProtocolError
 
     assert Check("x", "x", Criterion("<=", 1, "paper"), claim="c").tolerance == "round-off"
-    for ok in ("exact", "round-off", 0.05):
+    for ok in ("exact", "round-off", "error", 0.05):
         assert Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance=ok).tolerance == ok
     for bad in ("loose", 0, -0.1, True, float("nan")):
         with pytest.raises(ProtocolError, match="check 'x': tolerance must be"):
@@ -329,3 +329,6 @@ def test_a_check_declares_how_far_two_runs_may_differ():
     loose = Protocol("99_t", {}, [Claim("c", "s", "src")],
                      [Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance=0.05)])
     assert plain.fingerprint() != loose.fingerprint() and "±0.05 (relative)" in loose.markdown()
+    error = Protocol("99_t", {}, [Claim("c", "s", "src")],
+                     [Check("x", "x", Criterion("<=", 1, "paper"), claim="c", tolerance="error")])
+    assert error.fingerprint() != plain.fingerprint() and "error: within a factor of 10" in error.markdown()

@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -364,3 +366,17 @@ def test_perron_root_by_arnoldi_equals_every_eigenvalue_on_large_blocks():
         star = st.critical_eta(H, B, method, smp, ra)
         lo, hi = (st.spectral_radius(H, star * (1 + e), B, method, smp, ra) for e in (-1e-7, 1e-7))
         assert lo < 1 < hi  # η* is where ρ(𝒯) crosses 1
+
+
+def test_stable_counts_a_radius_within_round_off_of_one_as_one():
+    """A cell at ρ = 1 exactly (η at the threshold) is not stable on any CPU, whatever side of 1 round-off puts
+    the computed radius on; clear cells keep Theorem 3.1's answer."""
+    ulp = np.finfo(float).eps
+    rho = np.array([0.5, 1 - 1e-6, 1 - 4 * ulp, 1.0, 1 + 4 * ulp, 1.5])
+    assert st.stable(rho).tolist() == [True, True, False, False, False, False]
+    assert st.stable(torch.tensor(rho)).tolist() == [True, True, False, False, False, False]
+    # identical Hessians, full batch: ρ(𝒯) = (1 − ηλ)², exactly 1 at η = 2/λ
+    H = torch.diag(torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64)).expand(4, 3, 3).clone()
+    at_edge = st.spectral_radius(H, 2 / 3.0, 4)
+    assert abs(at_edge - 1) < 1e-12 and not st.stable(at_edge)
+    assert st.stable(st.spectral_radius(H, 0.99 * 2 / 3.0, 4))

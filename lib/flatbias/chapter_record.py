@@ -31,14 +31,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import records
-from .claims import Evaluation, Protocol
+from .claims import Evaluation, Protocol, ProtocolError
 
 FOLDER = ("results", "chapters")
 OUTPUT_ENV = "FLATBIAS_RECORD_DIR"  # where a full-scale run writes its record (default: _build/full/records)
 ALLOW_DIRTY_ENV = "FLATBIAS_ALLOW_DIRTY"  # set by ``--allow-dirty``: the record says so, and is stale
 #: how far a check's value may differ between two runs on different CPUs (a check declares its own: see
-#: :func:`tolerance_of`): 'exact', 'round-off' (relative 1e-9, absolute 1e-12), or a relative tolerance
+#: :func:`tolerance_of`): 'exact', 'round-off' (relative 1e-9, absolute 1e-12), 'error' (a factor of 10, both
+#: values under 1e-12 agree), or a relative tolerance
 ROUND_OFF = (1e-9, 1e-12)
+ERROR_FACTOR, ERROR_FLOOR = 10.0, 1e-12
 # modules that only present results (their edits cannot change a measured number)
 PRESENTATION = frozenset({"flatbias", "flatbias.claims", "flatbias.chapter_record", "flatbias.records",
                           "flatbias.scale", "flatbias.style", "flatbias.verdict", "flatbias.sphinxext"})
@@ -181,15 +183,17 @@ def stale_reasons(record: Mapping, protocol: Protocol, root: str | Path | None =
     return reasons
 
 
-def tolerance_of(check) -> tuple[float, float] | None:
+def tolerance_of(check) -> tuple[float, float] | str | None:
     """``(relative, absolute)`` tolerance of a check's value between two runs, from its declared ``tolerance``:
-    'exact' (None), 'round-off' (:data:`ROUND_OFF`, the default) or a number (a relative tolerance, stated for
-    chaotic runs, with an absolute floor of 1e-12)."""
+    'exact' (None), 'round-off' (:data:`ROUND_OFF`, the default), 'error' (the string: :func:`agree_as_errors`)
+    or a number (a relative tolerance, stated for chaotic runs, with an absolute floor of 1e-12)."""
     tol = getattr(check, "tolerance", "round-off")
     if tol == "exact":
         return None
     if tol == "round-off":
         return ROUND_OFF
+    if tol == "error":
+        return "error"
     if isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0:
         return float(tol), 1e-12
     raise ValueError(f"check {check.key!r}: tolerance must be 'exact', 'round-off' or a positive number; "
@@ -204,9 +208,27 @@ def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def agree_as_errors(x: float, y: float) -> bool:
+    """Two values of an error (tolerance 'error'): both at most :data:`ERROR_FLOOR` in magnitude (round-off
+    level), or of one sign and within a factor :data:`ERROR_FACTOR` of each other."""
+    if abs(x) <= ERROR_FLOOR and abs(y) <= ERROR_FLOOR:
+        return True
+    return x * y > 0 and max(abs(x), abs(y)) <= ERROR_FACTOR * min(abs(x), abs(y))
+
+
+def _passes(criterion, value: Any) -> bool | None:
+    if criterion is None:
+        return None
+    try:
+        return criterion.passes(value)
+    except (TypeError, ValueError, ProtocolError):  # not a value the criterion judges (None, a string)
+        return None
+
+
 def differences(protocol: Protocol, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
     """The checks and validity conditions whose measured values differ between two records (``metrics.checks``)
-    beyond their declared tolerance (:func:`tolerance_of`), one line each; empty when the two agree."""
+    beyond their declared tolerance (:func:`tolerance_of`), or whose criterion one value passes and the other
+    fails (whatever the tolerance), one line each; empty when the two agree."""
     out = []
     for c in (*protocol.checks, *getattr(protocol, "validity", ())):  # validity values are measured too
         a, b = new.get(c.key), old.get(c.key)
@@ -214,11 +236,17 @@ def differences(protocol: Protocol, new: Mapping[str, Any], old: Mapping[str, An
         x, y = _number(a), _number(b)
         if x is None or y is None or tol is None or math.isinf(x) or math.isinf(y):
             same = a == b or (x is not None and x == y)
+        elif tol == "error":
+            same = agree_as_errors(x, y)
         else:
             same = math.isclose(x, y, rel_tol=tol[0], abs_tol=tol[1])
+        flips = _passes(getattr(c, "criterion", None), a), _passes(getattr(c, "criterion", None), b)
         if not same:
             what = getattr(c, "tolerance", "round-off")
             out.append(f"{c.key}: {a!r} now, {b!r} in the committed record (tolerance {what})")
+        elif None not in flips and flips[0] != flips[1]:
+            out.append(f"{c.key}: {a!r} now {'passes' if flips[0] else 'fails'} its criterion, {b!r} in the "
+                       f"committed record {'passes' if flips[1] else 'fails'} it")
     return out
 
 

@@ -250,13 +250,16 @@ def _text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-TOLERANCES = ("exact", "round-off")
+TOLERANCES = ("exact", "round-off", "error")
 
 
 def _tolerance(value: Any, what: str) -> Any:
     """A check's reproducibility between two runs on different CPUs: 'exact' (the same value: counts, booleans,
-    closed forms), 'round-off' (relative 1e-9: deterministic floating point whose order of operations may differ)
-    or a positive number, a relative tolerance stated for chaotic runs (long simulations, where round-off grows)."""
+    closed forms), 'round-off' (relative 1e-9: deterministic floating point whose order of operations may differ),
+    'error' (the value is itself an error: a residual, a difference between two computations of one quantity, a
+    finite-difference or truncation error; its leading digit is all two CPUs share, so they agree within a factor
+    of 10) or a positive number, a relative tolerance stated for chaotic runs (long simulations, where round-off
+    grows)."""
     ok = value in TOLERANCES if isinstance(value, str) else (
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0)
     if not ok:
@@ -274,6 +277,8 @@ def _declared(item: Any) -> dict:
 
 
 def _tolerance_text(value: Any) -> str:
+    if value == "error":
+        return "error: within a factor of 10"
     return value if isinstance(value, str) else f"±{value:g} (relative)"
 
 
