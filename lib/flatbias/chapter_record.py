@@ -196,8 +196,8 @@ def tolerance_of(check) -> tuple[float, float] | str | None:
         return "error"
     if isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0:
         return float(tol), 1e-12
-    raise ValueError(f"check {check.key!r}: tolerance must be 'exact', 'round-off' or a positive number; "
-                     f"got {tol!r}")
+    raise ValueError(f"check {check.key!r}: tolerance must be 'exact', 'round-off', 'error' or a positive "
+                     f"number; got {tol!r}")
 
 
 def _number(v: Any) -> float | None:
