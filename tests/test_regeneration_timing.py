@@ -85,3 +85,6 @@ def test_the_reproducing_page_quotes_the_records_times():
     assert f"took {two} s with `JOBS=2` and {one} s with one job" in page
     readme = " ".join((root / "README.md").read_text().split())
     assert f"about {round(two / 60)} minutes with `make records JOBS=2` and about {round(one / 60)} with one job" in readme
+    xtwo, xone = totals["xeon_2_jobs"]["elapsed_s"], totals["xeon_1_job"]["elapsed_s"]
+    assert f"Intel Xeon with AVX-512 it took {xtwo} s with `JOBS=2` and {xone} s with one job" in page
+    assert f"Intel Xeon with AVX-512 about {round(xtwo / 60)} and {round(xone / 60)} (" in readme
