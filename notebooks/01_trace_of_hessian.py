@@ -79,6 +79,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
                              same)
+from flatbias.protocol_changes import error_tolerance
 
 PROTOCOL = Protocol(
     chapter="01_trace_of_hessian",
@@ -135,17 +136,8 @@ PROTOCOL = Protocol(
         Change("claim kinds", "old form (paper / ours)",
                "trace_on_M: reading (formula lost); residual_off_M: ours",
                "the second rule of claims"),
-        Change("tolerance of slope_off_M",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: here it agreed (7e-10 relative, at the edge "
-               "of round-off). Every error-kind check of the book whose value lies "
-               "above 1e-12 changed together, after that run; criteria unchanged"),
+        error_tolerance(["slope_off_M"],
+                        "here it agreed (7e-10 relative, at the edge of round-off)"),
     ],
 )
 PROTOCOL

@@ -90,6 +90,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
                              same)
+from flatbias.protocol_changes import error_tolerance
 
 PROTOCOL = Protocol(
     chapter="03_riemannian_hessian",
@@ -166,17 +167,8 @@ PROTOCOL = Protocol(
         Change("claim kinds", "old form (reading='ours')",
                "hessian, gradient: reading (formulas lost, quoted words)",
                "the second rule of claims"),
-        Change("tolerance of fd_hess, fd_slope, fd_grad",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: fd_hess moved by 0.14 %, fd_slope by 0.7 %. "
-               "Every error-kind check of the book whose value lies above 1e-12 "
-               "changed together, after that run; criteria unchanged"),
+        error_tolerance(["fd_hess", "fd_slope", "fd_grad"],
+                        "fd_hess moved by 0.14 %, fd_slope by 0.7 %"),
     ],
 )
 PROTOCOL

@@ -92,6 +92,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
                              Validity, same)
+from flatbias.protocol_changes import error_tolerance
 
 AVG = 0.05  # relative tolerance of fits on F averaged over many long SGD chains
 PROTOCOL = Protocol(
@@ -203,17 +204,8 @@ PROTOCOL = Protocol(
                "the old note was wrong: at η = 0.02, η·max‖∇f_i‖² is about "
                "0.6 at "
                "the start and 0.4 at θ*; no regime condition is declared on it"),
-        Change("tolerance of flow_energy, flow_on_M, const_smallest_eta",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: here they agreed. Every error-kind check of "
-               "the book whose value lies above 1e-12 changed together, after that "
-               "run; criteria unchanged"),
+        error_tolerance(["flow_energy", "flow_on_M", "const_smallest_eta"],
+                        "here they agreed"),
     ],
 )
 PROTOCOL

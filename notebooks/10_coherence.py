@@ -48,6 +48,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
 from flatbias.claims import Validity
+from flatbias.protocol_changes import error_tolerance
 
 SPEC = "SPEC.md §B.2 (Dexter et al.'s coherence as Paper 2 uses it)"
 PROTOCOL = Protocol(
@@ -143,17 +144,7 @@ PROTOCOL = Protocol(
         Change("check identical_equal", "secondary check of general_upper",
                "guard", "it compares the library with a closed form: a failure "
                "is a bug, not a finding"),
-        Change("tolerance of coherence_vs_sqrtm",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: here it agreed. Every error-kind check of the "
-               "book whose value lies above 1e-12 changed together, after that run; "
-               "criteria unchanged"),
+        error_tolerance(["coherence_vs_sqrtm"], "here it agreed"),
     ],
 )
 PROTOCOL

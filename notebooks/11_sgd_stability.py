@@ -88,6 +88,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import (Change, Check, Claim, Criterion, Protocol, Setting,
                              Validity, same)
+from flatbias.protocol_changes import rho_at_one
 
 SIM = 0.05  # relative tolerance between CPUs of values from long simulations (ours)
 PROTOCOL = Protocol(
@@ -234,14 +235,7 @@ PROTOCOL = Protocol(
                "disagreeing cell)", "at least 3 disagreeing cells",
                "set after the record had 65 such cells; a claim about disagreeing "
                "cells is untested without them"),
-        Change("exact map at ρ(𝒯) = 1",
-               "stable iff the computed ρ(𝒯) < 1",
-               "stable iff ρ(𝒯) < 1 − 1e-9 (stability.stable): within round-off "
-               "of 1 is ρ = 1, not stable (Theorem 3.1)",
-               "some cells of the authors' grid sit at ρ = 1 exactly, where the "
-               "computed radius lands a few ulps above or below 1 by CPU; no value of "
-               "this chapter moved in that run; changed after that run, for every "
-               "chapter that draws the exact map"),
+        rho_at_one("no value of this chapter moved in that run"),
     ],
 )
 PROTOCOL

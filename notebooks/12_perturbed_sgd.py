@@ -85,6 +85,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, same
 from flatbias.claims import Validity
+from flatbias.protocol_changes import rho_at_one
 
 B5 = "Paper 2, Theorem 3.1, as paraphrased in SPEC.md §B.5 (a secondary summary)"
 MC = 0.05  # relative tolerance of Monte-Carlo values between two CPUs
@@ -250,14 +251,7 @@ PROTOCOL = Protocol(
                "c > 1 follows from the forcing F ≻ 0; the escape step is the "
                "measured content of 'escapes faster'. Made after the record was "
                "seen (1.4)"),
-        Change("exact map at ρ(𝒯) = 1",
-               "stable iff the computed ρ(𝒯) < 1",
-               "stable iff ρ(𝒯) < 1 − 1e-9 (stability.stable): within round-off "
-               "of 1 is ρ = 1, not stable (Theorem 3.1)",
-               "some cells of the authors' grid sit at ρ = 1 exactly, where the "
-               "computed radius lands a few ulps above or below 1 by CPU; no value of "
-               "this chapter moved in that run; changed after that run, for every "
-               "chapter that draws the exact map"),
+        rho_at_one("no value of this chapter moved in that run"),
     ],
 )
 PROTOCOL

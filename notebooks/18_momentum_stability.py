@@ -92,6 +92,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, Validity
 from flatbias.claims import same
+from flatbias.protocol_changes import error_tolerance, rho_at_one
 
 EXT = "ours (extension of Paper 2 to heavy-ball momentum)"
 PROTOCOL = Protocol(
@@ -238,28 +239,12 @@ PROTOCOL = Protocol(
                "so does the guard "
                "relu_beta0, which compares them with chapter 14's bisection "
                "(8.8e-7 before, 2.4e-7 after)"),
-        Change("tolerance of edge_full_batch, beta_zero, diag_dense, relu_beta0",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: here they agreed (relu_beta0 by 9e-10 "
-               "relative, at the edge of round-off). Every error-kind check of the "
-               "book whose value lies above 1e-12 changed together, after that run; "
-               "criteria unchanged"),
-        Change("exact map at ρ(𝒯) = 1",
-               "stable iff the computed ρ(𝒯) < 1",
-               "stable iff ρ(𝒯) < 1 − 1e-9 (stability.stable): within round-off "
-               "of 1 is ρ = 1, not stable (Theorem 3.1)",
-               "some cells of the authors' grid sit at ρ = 1 exactly, where the "
-               "computed radius lands a few ulps above or below 1 by CPU; at β = 0 "
-               "SGD's cell σ = 50, B = 1 and SAM's cells (10, 12) and (12, 10) are "
-               "such ties, and sam_larger counted 92 cells on the AMD EPYC, 91 on the "
-               "Intel Xeon; changed after that run, for every chapter that draws the "
-               "exact map"),
+        error_tolerance(["edge_full_batch", "beta_zero", "diag_dense", "relu_beta0"],
+                        "here they agreed (relu_beta0 by 9e-10 relative, at the edge "
+                        "of round-off)"),
+        rho_at_one("at β = 0 SGD's cell σ = 50, B = 1 and SAM's cells (10, 12) and "
+                   "(12, 10) are such ties, and sam_larger counted 92 cells on the "
+                   "AMD EPYC, 91 on the Intel Xeon"),
     ],
 )
 PROTOCOL

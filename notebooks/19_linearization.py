@@ -72,6 +72,7 @@ scale = None  # "smoke" | "full"; None: $BOOK_SCALE, else full on a GPU, smoke o
 # %% tags=["protocol", "hide-input"]
 from flatbias.claims import Change, Check, Claim, Criterion, Protocol, Setting, Validity
 from flatbias.claims import same
+from flatbias.protocol_changes import error_tolerance
 
 EXT = "ours (extension of chapters 11, 13 and 14)"
 SHARE, RSTAR = 0.1, 2.2  # tolerances: one run of 12 flips; r* moves a grid step
@@ -177,17 +178,9 @@ PROTOCOL = Protocol(
         Change("tolerances", "none declared", "±0.1 for shares of 12 runs, ±2.2 "
                "(relative) for r*", "declared for every check of the long nonlinear "
                "runs, where round-off can flip a borderline run"),
-        Change("tolerance of batched_vs_loop, tiny_r",
-               "round-off (relative 1e-9, absolute 1e-12)",
-               "error (within a factor of 10; both under 1e-12 agree)",
-               "these values are errors (residuals, finite-difference or truncation "
-               "errors, differences of two computations of one quantity) above the "
-               "round-off floor, so their trailing digits are round-off, amplified; a "
-               "run on a 2-core Intel Xeon (AVX-512) beside the records made on an "
-               "AMD EPYC (AVX2) found values of this kind that differ beyond "
-               "round-off between CPUs: batched_vs_loop was 1.6e-12 and 2.8e-12, "
-               "tiny_r moved by 0.3 %. Every error-kind check of the book whose value "
-               "lies above 1e-12 changed together, after that run; criteria unchanged"),
+        error_tolerance(["batched_vs_loop", "tiny_r"],
+                        "batched_vs_loop was 1.6e-12 and 2.8e-12, tiny_r moved "
+                        "by 0.3 %"),
     ],
 )
 PROTOCOL

@@ -42,8 +42,9 @@ ALLOW_DIRTY_ENV = "FLATBIAS_ALLOW_DIRTY"  # set by ``--allow-dirty``: the record
 ROUND_OFF = (1e-9, 1e-12)
 ERROR_FACTOR, ERROR_FLOOR = 10.0, 1e-12
 # modules that only present results (their edits cannot change a measured number)
-PRESENTATION = frozenset({"flatbias", "flatbias.claims", "flatbias.chapter_record", "flatbias.records",
-                          "flatbias.scale", "flatbias.style", "flatbias.verdict", "flatbias.sphinxext"})
+PRESENTATION = frozenset({"flatbias", "flatbias.claims", "flatbias.chapter_record", "flatbias.protocol_changes",
+                          "flatbias.records", "flatbias.scale", "flatbias.style", "flatbias.verdict",
+                          "flatbias.sphinxext"})
 
 
 def record_path(chapter: str, root: str | Path | None = None, folder: str | Path | None = None) -> Path:

@@ -39,21 +39,6 @@ DENSE_MAX_DIM = 30
 
 
 # ---------------------------------------------------------------------------------------------- checks
-#: a computed ρ(𝒯) within this of 1 counts as 1, i.e. not stable (:func:`stable`)
-RHO_TIE = 1e-9
-
-
-def stable(rho):
-    """Theorem 3.1's map, cell by cell: stable iff ρ(𝒯) < 1, where a computed ρ within :data:`RHO_TIE` of 1 counts
-    as ρ = 1 (not stable). Some cells of the authors' grid sit at ρ = 1 exactly (their η is the threshold); there
-    the computed ρ lands a few ulps above or below 1 depending on the CPU's order of operations, and ``ρ < 1``
-    would classify them by round-off. The same band as :func:`flatbias.divergence_conditions.violations`.
-    ``rho``: an array or tensor of radii; returns booleans of its shape."""
-    if isinstance(rho, torch.Tensor):
-        return rho < 1 - RHO_TIE
-    return np.asarray(rho, dtype=float) < 1 - RHO_TIE
-
-
 def _check_eta(eta: float) -> float:
     return vd.positive("eta (the learning rate η)", eta)
 
@@ -470,6 +455,21 @@ def perron_root(L: torch.Tensor, Q: torch.Tensor) -> float:
         except ArpackNoConvergence:
             pass
     return float(torch.linalg.eigvals(torch.linalg.solve(L, Q)).abs().max())
+
+
+#: a computed ρ(𝒯) within this of 1 counts as 1, i.e. not stable (:func:`stable`)
+RHO_TIE = 1e-9
+
+
+def stable(rho):
+    """Theorem 3.1's map, cell by cell: stable iff ρ(𝒯) < 1, where a computed ρ within :data:`RHO_TIE` of 1 counts
+    as ρ = 1 (not stable). Some cells of the authors' grid sit at ρ = 1 exactly (their η is the threshold); there
+    the computed ρ lands a few ulps above or below 1 depending on the CPU's order of operations, and ``ρ < 1``
+    would classify them by round-off. The same band as :func:`flatbias.divergence_conditions.violations`.
+    ``rho``: an array or tensor of radii; returns booleans of its shape."""
+    if isinstance(rho, torch.Tensor):
+        return rho < 1 - RHO_TIE
+    return np.asarray(rho, dtype=float) < 1 - RHO_TIE
 
 
 # ---------------------------------------------------------------------------------------------- closed forms and bounds
