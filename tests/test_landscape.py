@@ -103,3 +103,21 @@ def test_late_rate_fits_an_exponential():
     r, r2, k = landscape.late_rate(t, v, 1e-12, 1e-2)
     assert r == pytest.approx(0.7, rel=1e-10) and r2 == pytest.approx(1.0) and k > 3
     assert math.isnan(landscape.late_rate(t, v, 10, 20)[0])
+
+
+def test_the_least_squares_references_give_the_same_bits_twice(gen):
+    """Same outputs twice: torch's default CPU lstsq driver (MKL gelsy) differs in the last bits from call to
+    call on one thread; the references use gelsd (hessian_fd.LSTSQ_DRIVER)."""
+    from flatbias import hessian_fd
+
+    X, y, theta = _draw(gen, "sinh")
+    first = [landscape.reference_grad_hessian(theta, X, "sinh") for _ in range(4)]
+    assert all(torch.equal(a, b) for g in first[1:] for a, b in zip(g, first[0]))
+    runs = [landscape.reference_descent(theta, X, y, "sinh", 0.01, 3) for _ in range(3)]
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+    out = []
+    for _ in range(3):
+        guard = dict.fromkeys(hessian_fd.GUARDS, 0.0)
+        rows = hessian_fd.probe_point(theta, X, y, "sinh", torch.Generator().manual_seed(1), 2, 1e-3, guard)
+        out.append((rows, guard))
+    assert out[1] == out[0] and out[2] == out[0]

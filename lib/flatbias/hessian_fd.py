@@ -13,6 +13,9 @@ import torch
 from . import manifold, riemannian, twolayer
 
 GUARDS = ("hess", "matrix", "grad", "lam", "tangent", "on_M")
+#: torch's default CPU least-squares driver (MKL's gelsy) is not deterministic: the same call in one process on
+#: one thread differs in the last bits from run to run; the SVD driver gelsd is (tests/test_landscape.py)
+LSTSQ_DRIVER = "gelsd"
 
 
 def lagrangian_hessian(theta: torch.Tensor, X: torch.Tensor, act, lam: torch.Tensor) -> torch.Tensor:
@@ -42,7 +45,7 @@ def probe_point(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, act, gen:
     eg = torch.autograd.grad(twolayer.sharpness(th, X, act), th)[0].reshape(-1)
     g = riemannian.grad(theta, X, act)
     guard["grad"] = max(guard["grad"], float((g.reshape(-1) - PT @ eg).norm() / eg.norm()))
-    lam_ls = torch.linalg.lstsq(J.T, eg[:, None]).solution[:, 0]
+    lam_ls = torch.linalg.lstsq(J.T, eg[:, None], driver=LSTSQ_DRIVER).solution[:, 0]
     guard["lam"] = max(guard["lam"], float((lam - lam_ls).norm() / lam.norm()))
 
     def F(p):

@@ -27,6 +27,7 @@ import torch
 
 from . import manifold, twolayer
 from .activations import Activation, get_activation
+from .hessian_fd import LSTSQ_DRIVER
 
 
 def _square(X: torch.Tensor) -> None:
@@ -155,7 +156,7 @@ def reference_grad_hessian(theta: torch.Tensor, X: torch.Tensor, act: str | Acti
     f = lambda t: twolayer.forward(t.reshape(m, d), X, act, a)  # noqa: E731
     egrad = torch.func.grad(F)(flat)
     J = torch.func.jacrev(f)(flat)  # (n, md)
-    lam = torch.linalg.lstsq(J.T, egrad[:, None]).solution[:, 0]
+    lam = torch.linalg.lstsq(J.T, egrad[:, None], driver=LSTSQ_DRIVER).solution[:, 0]
     HL = torch.func.hessian(lambda t: F(t) - lam @ f(t))(flat)
     _, s, Vh = torch.linalg.svd(J, full_matrices=True)
     B = Vh[X.shape[0]:].T  # (md, md − n): ker J
@@ -174,7 +175,7 @@ def reference_descent(theta0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, ac
     for _ in range(steps):
         egrad = torch.func.grad(F)(theta).reshape(-1)
         J = torch.func.jacrev(lambda t: twolayer.forward(t.reshape(m, d), X, act))(theta.reshape(-1))
-        g = egrad - J.T @ torch.linalg.lstsq(J.T, egrad[:, None]).solution[:, 0]
+        g = egrad - J.T @ torch.linalg.lstsq(J.T, egrad[:, None], driver=LSTSQ_DRIVER).solution[:, 0]
         theta = manifold.retract(theta - h * g.reshape(m, d), X, y, act)
         out.append(float(F(theta)))
     return out
