@@ -38,3 +38,25 @@ def test_main_writes_the_rates_and_the_ceiling(tmp_path):
     assert "general lane kernel (any d), label-noise SGD (4 chains, kernel only)" in rates
     assert [b["chains"] for b in rec["metrics"]["ceiling"]] == [4, 64]
     assert rec["provenance"]["commit"] and rec["provenance"]["wall_time_s"] > 0
+
+
+def _sig(x: float, text: str) -> str:
+    """x rounded to as many significant digits as the quoted ``text`` (like '3.16e7') has, in that form."""
+    mant, exp = text.split("e")
+    digits = len(mant.replace(".", ""))
+    return f"{round(x / 10 ** int(exp), digits - 1):.{digits - 1}f}e{exp}"
+
+
+def test_the_changelog_quotes_the_kernel_records():
+    """The lane-kernel rates the CHANGELOG gives at 8, 16, 32 and 64 chains are the committed records', rounded."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join((root / "CHANGELOG.md").read_text().split())
+    for name, pattern in (("benchmark.json", r"test machine\): ([\d.e, and]+) chain-steps/s at 8, 16, 32 and 64"),
+                          ("benchmark_intel_xeon.json", r"the same code\): ([\d.e, and]+) at 8, 16, 32 and 64")):
+        rates = json.loads((root / "results" / "label_noise" / name).read_text())["metrics"]["chain_steps_per_s"]
+        quoted = re.findall(r"\d\.\d+e\d", re.search(pattern, text).group(1))
+        assert len(quoted) == 4, (name, quoted)
+        for C, q in zip((8, 16, 32, 64), quoted):
+            assert _sig(rates[f"lane kernel, label-noise SGD ({C} chains, kernel only)"], q) == q, (name, C, q)

@@ -119,3 +119,8 @@ def test_git_commit_outside_git_uses_the_declared_commit(tmp_path, monkeypatch):
     assert records.git_commit(tmp_path) == "unknown"
     monkeypatch.setenv("FLATBIAS_COMMIT", "abc123+dirty")
     assert records.git_commit(tmp_path) == "abc123+dirty (declared)"
+
+
+def test_is_dirty_reads_the_mark_git_commit_writes():
+    assert records.is_dirty("f9ba255780" + records.DIRTY) and not records.is_dirty("f9ba255780")
+    assert not records.is_dirty("abc (declared)") and not records.is_dirty("unknown")

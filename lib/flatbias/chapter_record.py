@@ -179,7 +179,7 @@ def stale_reasons(record: Mapping, protocol: Protocol, root: str | Path | None =
     commit = str(prov.get("commit", "unknown"))
     if prov.get("allow_dirty"):
         reasons.append("it was written with --allow-dirty (a trial, not a record)")
-    if commit.endswith("+dirty") or " " in commit or commit == "unknown":
+    if records.is_dirty(commit) or " " in commit or commit == "unknown":
         reasons.append(f"it names no clean commit ({commit}): the code that made it cannot be checked out")
     return reasons
 

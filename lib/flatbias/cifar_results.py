@@ -79,7 +79,7 @@ def commit_label(commit: str) -> str:
     """A record's commit, short: its first 10 hex digits, and where the tree held uncommitted changes
     (``records.git_commit`` ends it with ``+dirty``) a plain "with uncommitted changes": the code that made it is
     not that commit alone."""
-    sha, dirty = commit.removesuffix("+dirty"), commit.endswith("+dirty")
+    sha, dirty = commit.removesuffix(records.DIRTY), records.is_dirty(commit)
     return sha[:10] + (" with uncommitted changes" if dirty else "")
 
 
@@ -93,7 +93,7 @@ def provenance_line(rec: dict) -> str:
 def provenance_note(runs: dict[str, list[dict]]) -> str:
     """One line under a table: how many of its records were made from a tree with uncommitted changes."""
     recs = [r for rs in runs.values() for r in rs]
-    dirty = sum(r["provenance"]["commit"].endswith("+dirty") for r in recs)
+    dirty = sum(records.is_dirty(r["provenance"]["commit"]) for r in recs)
     if not recs:
         return "no records yet"
     if not dirty:

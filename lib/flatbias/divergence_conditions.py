@@ -105,7 +105,8 @@ def random_sam_trials(count: int, n_range, d_range, ratios, f_range,
     return np.array(rows), crossing
 
 
-def violations(rows: np.ndarray, rho_column: int, tol: float = 1e-9) -> int:
-    """Families that meet the condition (f = column 0 ≥ 1) yet stay stable (ρ(𝒯) in ``rho_column`` < 1 − tol)."""
+def violations(rows: np.ndarray, rho_column: int) -> int:
+    """Families that meet the condition (f = column 0 ≥ 1) yet stay stable (ρ(𝒯) in ``rho_column``, by
+    :func:`flatbias.stability.stable`: a radius within round-off of 1 is not stable)."""
     rows = np.asarray(rows, dtype=float)
-    return int(((rows[:, 0] >= 1) & (rows[:, rho_column] < 1 - tol)).sum())
+    return int(((rows[:, 0] >= 1) & stability.stable(rows[:, rho_column])).sum())

@@ -54,6 +54,10 @@ def dirty_paths(cwd: str | os.PathLike | None = None, outputs: tuple[str, ...] =
     return sorted({p for p in changed + untracked if p and not p.startswith(tuple(outputs))})
 
 
+#: the mark :func:`git_commit` appends when the tree differs from the commit
+DIRTY = "+dirty"
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
     """The current commit hash, with ``+dirty`` when the tree differs from it (:func:`dirty_paths`: tracked files
     changed, or the code folders hold files git does not track; the records under ``results/`` do not count):
@@ -66,7 +70,12 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         declared = os.environ.get("FLATBIAS_COMMIT", "").strip()
         return f"{declared} (declared)" if declared else "unknown"
-    return sha + ("+dirty" if dirty else "")
+    return sha + (DIRTY if dirty else "")
+
+
+def is_dirty(commit: str) -> bool:
+    """Whether a record's commit (:func:`git_commit`) came from a tree with uncommitted changes."""
+    return str(commit).endswith(DIRTY)
 
 
 def _cpu_model() -> str:

@@ -43,7 +43,7 @@ def _row(path: Path, root: Path) -> tuple[str, ...]:
     hw_text = hw.get("gpu") or f"{' '.join(cpu)}, {hw.get('torch_threads', '?')} thr."
     wall = prov.get("wall_time_s")
     commit = str(prov.get("commit", ""))
-    commit = commit[:8] + ("+dirty" if commit.endswith("+dirty") else "")
+    commit = commit[:8] + (records.DIRTY if records.is_dirty(commit) else "")
     date = str(prov.get("date_utc", ""))[:16].replace("T", " ")
     name = path.relative_to(root / "results") if path.is_relative_to(root / "results") else path.relative_to(root)
     return (str(name), str(rec.get("scale")), hw_text, date, commit, "" if wall is None else f"{wall:.0f} s")

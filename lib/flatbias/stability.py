@@ -465,7 +465,7 @@ def stable(rho):
     """Theorem 3.1's map, cell by cell: stable iff ρ(𝒯) < 1, where a computed ρ within :data:`RHO_TIE` of 1 counts
     as ρ = 1 (not stable). Some cells of the authors' grid sit at ρ = 1 exactly (their η is the threshold); there
     the computed ρ lands a few ulps above or below 1 depending on the CPU's order of operations, and ``ρ < 1``
-    would classify them by round-off. The same band as :func:`flatbias.divergence_conditions.violations`.
+    would classify them by round-off. :func:`flatbias.divergence_conditions.violations` counts by it too.
     ``rho``: an array or tensor of radii; returns booleans of its shape."""
     if isinstance(rho, torch.Tensor):
         return rho < 1 - RHO_TIE
